@@ -1,0 +1,67 @@
+// Package engine holds the contracts between runbook's core and its modules: the Module interface,
+// the Target a module runs against, the Conn to a host, and the Registry of modules.
+//
+// The module lifecycle, documented once here:
+//
+//  1. The engine decodes the module's block of a task into a fresh value from ModuleInfo.New, with
+//     gohcl, once per host (and per for_each element). Fields carry `hcl` tags for decoding and a
+//     `doc` tag whose text is the user documentation (docs/modules/NAME.md is generated from it).
+//  2. The engine calls Run with a Target. In plan mode and in apply mode the very same code runs:
+//     a module reads state through Target.Conn (commands that change nothing) and performs every
+//     mutation through Target.Change, which in plan mode records "would do" and in apply mode does it.
+//     So plan can never drift from apply.
+//  3. The result status is derived by the engine: failed if Run returned an error, changed if any
+//     Change was recorded, skipped if Run returned ErrSkipped, ok otherwise.
+package engine
+
+import (
+	"context"
+	"errors"
+
+	"github.com/zclconf/go-cty/cty"
+)
+
+// Module is one kind of desired state (a file, a service, a Redis Cluster...). A Module value is the
+// decoded configuration of one task instance on one host; Run converges the host towards it.
+type Module interface {
+	// Run reads the current state through t.Conn and brings it to the desired state, doing every
+	// mutation through t.Change. It must be safe to call in plan mode (t.DryRun() is true), where
+	// Change does not run its function.
+	Run(ctx context.Context, t *Target) (Outcome, error)
+}
+
+// Validator is implemented by modules that check their decoded configuration beyond types (required
+// combinations, ranges). It runs before anything touches a host; errors name the attribute.
+type Validator interface {
+	Validate() error
+}
+
+// Outcome is what a module reports after Run.
+type Outcome struct {
+	// Summary is a one-line description of what was found or done, e.g. "uploaded /etc/redis/a.conf".
+	Summary string
+	// Outputs become readable by later tasks as task.NAME.HOST.KEY (and task.NAME.HOST["key"]).
+	Outputs map[string]cty.Value
+}
+
+// ErrSkipped is returned by a module's Run when there was nothing for it to do on this host for a
+// reason the operator should see as "skipped" rather than "ok".
+var ErrSkipped = errors.New("skipped")
+
+// ModuleInfo describes a module for the registry: its name in playbooks, its documentation and a
+// constructor for an empty configuration value that gohcl decodes into.
+type ModuleInfo struct {
+	// Name is the block type used in a task, e.g. "template".
+	Name string
+	// Summary is a one-line description shown by `runbook help`.
+	Summary string
+	// Doc is the long description in Markdown, rendered at the top of docs/modules/NAME.md.
+	Doc string
+	// Example is an HCL snippet showing a typical task using the module.
+	Example string
+	// New returns a pointer to a zero configuration struct with gohcl tags.
+	New func() Module
+	// RunOnce marks modules that act on a whole group at once (like redis_cluster); the engine
+	// runs such a task a single time, on the first host of its `on` list, as if run_once were set.
+	RunOnce bool
+}

@@ -1,0 +1,75 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+)
+
+// ShellQuote quotes s for a POSIX shell so that it is passed as one literal word.
+func ShellQuote(s string) string {
+	if s == "" {
+		return "''"
+	}
+	safe := true
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=@%+,", r)) {
+			safe = false
+			break
+		}
+	}
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'"
+}
+
+// FileSpec is a file to write atomically on a host.
+type FileSpec struct {
+	Path    string
+	Content []byte
+	// Mode is an octal string like "0644"; empty keeps the default (0644, or the old file's mode).
+	Mode string
+	// Owner and Group are user and group names; empty leaves them as the writing user's.
+	Owner string
+	Group string
+}
+
+// WriteFile writes f on the host atomically: the content goes over stdin (never on the command line)
+// into a temporary file beside the destination, gets its mode and owner, and is renamed over the
+// destination. A failure leaves the old file as it was and removes the temporary file.
+func WriteFile(ctx context.Context, c Conn, f FileSpec) error {
+	q := ShellQuote(f.Path)
+	var b strings.Builder
+	b.WriteString("set -e; umask 077; ")
+	fmt.Fprintf(&b, `t=$(mktemp %s.rb-XXXXXX); trap 'rm -f "$t"' EXIT; cat > "$t"; `, q)
+	mode := f.Mode
+	if mode == "" {
+		mode = "0644"
+		fmt.Fprintf(&b, `if [ -e %s ]; then chmod --reference=%s "$t"; else chmod %s "$t"; fi; `, q, q, mode)
+	} else {
+		fmt.Fprintf(&b, `chmod %s "$t"; `, ShellQuote(mode))
+	}
+	if f.Owner != "" || f.Group != "" {
+		fmt.Fprintf(&b, `chown %s "$t"; `, ShellQuote(f.Owner+":"+f.Group))
+	}
+	fmt.Fprintf(&b, `mv -f "$t" %s; trap - EXIT`, q)
+	res, err := c.Exec(ctx, Command{Cmd: b.String(), Stdin: bytes.NewReader(f.Content)})
+	if err != nil {
+		return fmt.Errorf("write %s: %w", f.Path, err)
+	}
+	if err := res.Err(); err != nil {
+		return fmt.Errorf("write %s: %w", f.Path, err)
+	}
+	return nil
+}
+
+func firstLines(s string, n int) string {
+	s = strings.TrimSpace(s)
+	lines := strings.SplitN(s, "\n", n+1)
+	if len(lines) > n {
+		lines = lines[:n]
+	}
+	return strings.Join(lines, "; ")
+}

@@ -1,0 +1,182 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// Host describes one inventory host as modules see it.
+type Host struct {
+	// Name is the inventory name, e.g. "node1".
+	Name string
+	// Address is the host's network address (IP or DNS name) as written in the inventory.
+	Address string
+	// Vars are the host's variables merged from its groups and its own block (strings only here;
+	// the full values are available to expressions as self.vars).
+	Vars map[string]string
+}
+
+// Change describes one mutation a module makes (or, in plan mode, would make).
+type Change struct {
+	// Summary is a one-line description in the imperative: "upload /etc/redis/a.conf".
+	Summary string
+	// Diff is an optional unified diff or multi-line detail shown by plan. It is redacted before
+	// it is shown.
+	Diff string
+}
+
+// Hosts gives modules that act on several hosts at once (redis_cluster) the connections to the
+// other hosts of the run.
+type Hosts interface {
+	// Conn returns the connection to the named inventory host, connecting if needed.
+	Conn(ctx context.Context, host string) (Conn, error)
+	// Lookup returns the inventory description of the named host.
+	Lookup(host string) (Host, bool)
+}
+
+// Reporter receives what a module says while it runs. The engine renders it (a line per event,
+// a live progress line on a terminal, JSON with --json); modules never print.
+type Reporter interface {
+	// Log records a detail line (shown with --verbose).
+	Log(host, task, msg string)
+	// Progress replaces the current "waiting for ..." line; an empty msg clears it.
+	Progress(host, task, msg string)
+	// Change records a change as it is planned or done.
+	Change(host, task string, c Change, dryRun bool)
+}
+
+// Target is what a module runs against: one host of one task instance, in plan or apply mode.
+type Target struct {
+	host    Host
+	task    string
+	conn    Conn
+	hosts   Hosts
+	dryRun  bool
+	rep     Reporter
+	secrets *Secrets
+	dir     string
+
+	mu      sync.Mutex
+	changes []Change
+}
+
+// TargetOptions are the parts of a Target the engine fills in.
+type TargetOptions struct {
+	Host     Host
+	Task     string
+	Conn     Conn
+	Hosts    Hosts
+	DryRun   bool
+	Reporter Reporter
+	Secrets  *Secrets
+	// Dir is the directory of the playbook file that defines the task; relative local paths in
+	// module configuration are resolved against it.
+	Dir string
+}
+
+// NewTarget returns a Target. Only the engine (and tests) create Targets.
+func NewTarget(o TargetOptions) *Target {
+	if o.Reporter == nil {
+		o.Reporter = nopReporter{}
+	}
+	if o.Secrets == nil {
+		o.Secrets = NewSecrets()
+	}
+	return &Target{host: o.Host, task: o.Task, conn: o.Conn, hosts: o.Hosts, dryRun: o.DryRun, rep: o.Reporter, secrets: o.Secrets, dir: o.Dir}
+}
+
+// Host returns the host this target runs on.
+func (t *Target) Host() Host { return t.host }
+
+// Task returns the task's display name (with its for_each key when it has one).
+func (t *Target) Task() string { return t.task }
+
+// Conn returns the host's connection. Outside Change, modules use it only for commands that change
+// nothing.
+func (t *Target) Conn() Conn { return t.conn }
+
+// Hosts returns access to the other hosts of the run; nil when the engine gave none.
+func (t *Target) Hosts() Hosts { return t.hosts }
+
+// Path resolves a local path from the playbook against the playbook's directory.
+func (t *Target) Path(p string) string {
+	if p == "" || filepath.IsAbs(p) || t.dir == "" {
+		return p
+	}
+	return filepath.Join(t.dir, p)
+}
+
+// DryRun reports whether this is a plan: Change records instead of doing.
+func (t *Target) DryRun() bool { return t.dryRun }
+
+// Secrets returns the run's secret registry; modules Add secrets they read (from files, from
+// the host) so that they are redacted everywhere.
+func (t *Target) Secrets() *Secrets { return t.secrets }
+
+// Change is the only path for a mutation. In plan mode it records c and returns nil without calling
+// fn; in apply mode it calls fn and records c if fn succeeds. An error from fn is returned wrapped
+// with c.Summary.
+func (t *Target) Change(ctx context.Context, c Change, fn func(ctx context.Context) error) error {
+	c.Summary = t.secrets.Redact(c.Summary)
+	c.Diff = t.secrets.Redact(c.Diff)
+	if !t.dryRun {
+		if err := fn(ctx); err != nil {
+			return fmt.Errorf("%s: %w", c.Summary, err)
+		}
+	}
+	t.mu.Lock()
+	t.changes = append(t.changes, c)
+	t.mu.Unlock()
+	t.rep.Change(t.host.Name, t.task, c, t.dryRun)
+	return nil
+}
+
+// Changes returns the changes recorded so far.
+func (t *Target) Changes() []Change {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]Change(nil), t.changes...)
+}
+
+// Logf records a detail line, redacted.
+func (t *Target) Logf(format string, args ...any) {
+	t.rep.Log(t.host.Name, t.task, t.secrets.Redact(fmt.Sprintf(format, args...)))
+}
+
+// Progress shows what the module is waiting for; call Progress("") when the wait is over.
+func (t *Target) Progress(format string, args ...any) {
+	t.rep.Progress(t.host.Name, t.task, t.secrets.Redact(fmt.Sprintf(format, args...)))
+}
+
+// Poll calls cond every interval until it returns true, an error, or ctx/timeout ends. While it
+// waits it shows what as progress. It is the one way modules wait for a condition.
+func (t *Target) Poll(ctx context.Context, what string, interval, timeout time.Duration, cond func(ctx context.Context) (bool, error)) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	start := time.Now()
+	defer t.Progress("")
+	for {
+		ok, err := cond(ctx)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		t.Progress("waiting for %s (%.1fs)", what, time.Since(start).Seconds())
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("timed out after %s waiting for %s", timeout, what)
+		case <-time.After(interval):
+		}
+	}
+}
+
+type nopReporter struct{}
+
+func (nopReporter) Log(string, string, string)          {}
+func (nopReporter) Progress(string, string, string)     {}
+func (nopReporter) Change(string, string, Change, bool) {}
