@@ -17,6 +17,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"io"
 
 	"github.com/zclconf/go-cty/cty"
 )
@@ -64,4 +65,18 @@ type ModuleInfo struct {
 	// RunOnce marks modules that act on a whole group at once (like redis_cluster); the engine
 	// runs such a task a single time, on the first host of its `on` list, as if run_once were set.
 	RunOnce bool
+}
+
+// StatusReporter is implemented by modules that can describe the live state of what they manage
+// for `runbook status` (redis_cluster draws its host x instance grid). Status only reads.
+type StatusReporter interface {
+	Status(ctx context.Context, t *Target, w io.Writer, opts StatusOptions) error
+}
+
+// StatusOptions control how a module renders its status.
+type StatusOptions struct {
+	// Color allows ANSI colours (the output is a terminal).
+	Color bool
+	// Format is "text" (default), "svg" or "dot".
+	Format string
 }

@@ -109,6 +109,9 @@ func (t *Target) Path(p string) string {
 	return filepath.Join(t.dir, p)
 }
 
+// Dir returns the directory of the playbook file that defines the task ("" when unknown).
+func (t *Target) Dir() string { return t.dir }
+
 // DryRun reports whether this is a plan: Change records instead of doing.
 func (t *Target) DryRun() bool { return t.dryRun }
 
