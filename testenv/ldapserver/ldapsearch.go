@@ -32,6 +32,18 @@ func Search(ctx context.Context, info Info, url, base, filter string, attrs ...s
 	return ParseLDIF(stdout.String())
 }
 
+// Modify runs the real OpenLDAP client, ldapmodify, against info.URL bound as the administrator,
+// applying the LDIF change records in ldif (use "changetype: add" records to add entries).
+func Modify(ctx context.Context, info Info, ldif string) error {
+	cmd := exec.CommandContext(ctx, "ldapmodify", "-x", "-H", info.URL, "-D", info.BindDN, "-y", info.PasswordFile)
+	cmd.Stdin = strings.NewReader(ldif)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("ldapmodify -H %s: %w: %s", info.URL, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
 // ParseLDIF parses unwrapped LDIF as printed by `ldapsearch -LLL -o ldif-wrap=no` (plain and
 // base64 values; no continuation lines, no URLs).
 func ParseLDIF(text string) ([]Entry, error) {

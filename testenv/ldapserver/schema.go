@@ -18,7 +18,8 @@ attributetype ( RunbookLabAT:2 NAME 'oxCacheConfiguration'
 	DESC 'Gluu cache configuration (JSON)'
 	EQUALITY caseExactMatch
 	SUBSTR caseExactSubstringsMatch
-	SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 )
+	SYNTAX 1.3.6.1.4.1.1466.115.121.1.15
+	SINGLE-VALUE )
 
 attributetype ( RunbookLabAT:3 NAME 'gluuHostname'
 	DESC 'Host name of the Gluu Server instance'
