@@ -1,0 +1,6 @@
+task "a" {
+  on = group.redis
+  echo {
+    msg = "x"
+  }
+}

@@ -1,0 +1,3 @@
+host "node1" {
+  address = "10.0.0.1"
+}

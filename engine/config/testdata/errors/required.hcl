@@ -1,0 +1,3 @@
+variable "needed" { # ERROR: No value for required variable
+  type = string
+}

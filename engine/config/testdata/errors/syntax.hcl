@@ -1,0 +1,3 @@
+task "a" {
+  on = [
+} # ERROR: Invalid expression

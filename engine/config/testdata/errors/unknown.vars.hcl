@@ -1,0 +1,1 @@
+port = "not a number" # ERROR: Invalid value for variable
