@@ -1,0 +1,470 @@
+// Package sshconn implements engine.Conn over one persistent SSH connection per host: every command
+// of a run is a session over that connection and every forwarded TCP connection a direct-tcpip
+// channel, so a run pays the TCP and SSH handshakes once per host.
+//
+// Dial connects and checks the host key against known_hosts (see HostKeyPolicy). The Client sends
+// keepalives and closes a connection that stops answering, so commands over a host that vanished
+// fail instead of hanging. When the connection is found dead before a command starts (the host
+// rebooted, sshd was restarted), the Client connects again once; a command that may have run is
+// never run again (its error is a LostError with Running set).
+package sshconn
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/runbook/runbook/engine"
+)
+
+// keepaliveRequest is the global request OpenSSH's own client sends as a keepalive; sshd answers
+// it (with a failure reply, which is as good as any).
+const keepaliveRequest = "keepalive@openssh.com"
+
+// Client is an engine.Conn to one host over one SSH connection. It is safe for concurrent use.
+type Client struct {
+	cfg     Config
+	secrets *engine.Secrets
+	keys    *keyring
+	hk      *hostKeyChecker
+	jump    *Client
+	sem     chan struct{} // one slot per concurrent session
+
+	mu       sync.Mutex // guards the fields below; held while connecting
+	cur      *conn
+	closed   bool
+	connects int
+
+	wg sync.WaitGroup // the goroutines of every connection made
+}
+
+// conn is one SSH connection of a Client.
+type conn struct {
+	ssh  *ssh.Client
+	dead chan struct{} // closed when the connection has ended
+
+	mu    sync.Mutex
+	cause error // why it ended
+}
+
+// fail records why the connection ends (the first reason wins) and closes it.
+func (cn *conn) fail(cause error) {
+	cn.mu.Lock()
+	if cn.cause == nil {
+		cn.cause = cause
+	}
+	cn.mu.Unlock()
+	cn.ssh.Close()
+}
+
+func (cn *conn) err() error {
+	if cn == nil {
+		return nil
+	}
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	return cn.cause
+}
+
+func (cn *conn) alive() bool {
+	if cn == nil {
+		return false
+	}
+	select {
+	case <-cn.dead:
+		return false
+	default:
+		return true
+	}
+}
+
+// lost reports whether the connection has ended, and why. A live-looking connection is asked
+// with a keepalive, which fails at once when the transport is gone.
+func (cn *conn) lost() (bool, error) {
+	if !cn.alive() {
+		return true, cn.err()
+	}
+	if _, _, err := cn.ssh.SendRequest(keepaliveRequest, true, nil); err != nil {
+		cn.fail(err)
+		return true, cn.err()
+	}
+	return false, nil
+}
+
+// Dial connects to the host described by cfg. secrets, which may be nil, are the values Exec
+// refuses to put on a command line. The connection lasts until Close.
+func Dial(ctx context.Context, cfg Config, secrets *engine.Secrets) (*Client, error) {
+	rc, err := cfg.resolve()
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{
+		cfg:     rc,
+		secrets: secrets,
+		sem:     make(chan struct{}, rc.MaxSessions),
+		hk:      &hostKeyChecker{name: rc.Name, file: rc.KnownHosts, policy: rc.HostKeyPolicy, hashed: rc.HashKnownHosts},
+	}
+	if rc.Jump != nil {
+		c.jump, err = Dial(ctx, *rc.Jump, secrets)
+		if err != nil {
+			return nil, fmt.Errorf("%s: through jump host: %w", rc.Name, err)
+		}
+	}
+	c.keys, err = loadKeys(&c.cfg, os.Getenv("SSH_AUTH_SOCK"))
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	c.mu.Lock()
+	_, err = c.connectLocked(ctx)
+	c.mu.Unlock()
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Name returns the host's inventory name.
+func (c *Client) Name() string { return c.cfg.Name }
+
+// Connects returns how many SSH connections the Client has made: 1, plus one per reconnection.
+func (c *Client) Connects() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.connects
+}
+
+// connectLocked makes a new SSH connection and makes it current. c.mu must be held.
+func (c *Client) connectLocked(parent context.Context) (*conn, error) {
+	name, addr := c.cfg.Name, c.cfg.addr()
+	ctx, cancel := context.WithTimeout(parent, c.cfg.ConnectTimeout)
+	defer cancel()
+	timedOut := func(err error, during string) error {
+		if perr := parent.Err(); perr != nil {
+			return fmt.Errorf("%s (%s): connect: %w", name, addr, perr)
+		}
+		return &UnreachableError{Host: name, Addr: addr, Via: c.via(), Reason: fmt.Sprintf("timed out after %s%s", c.cfg.ConnectTimeout, during), Err: err}
+	}
+
+	var raw net.Conn
+	var err error
+	if c.jump != nil {
+		raw, err = c.jump.DialContext(ctx, "tcp", addr)
+	} else {
+		var d net.Dialer
+		raw, err = d.DialContext(ctx, "tcp", addr)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, timedOut(err, "")
+		}
+		var lost *LostError
+		if errors.As(err, &lost) {
+			return nil, fmt.Errorf("%s: through jump host: %w", name, err)
+		}
+		return nil, &UnreachableError{Host: name, Addr: addr, Via: c.via(), Reason: reason(err), Err: err}
+	}
+
+	// The handshake and authentication share the connect deadline.
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
+	known, err := c.hk.load()
+	if err != nil {
+		raw.Close()
+		return nil, err
+	}
+	var hkFailure hostKeyFailure
+	conf := &ssh.ClientConfig{
+		User:              c.cfg.User,
+		Auth:              []ssh.AuthMethod{ssh.PublicKeys(c.keys.signers...)},
+		HostKeyCallback:   c.hk.callback(known, &hkFailure),
+		HostKeyAlgorithms: c.hk.algorithms(known, addr),
+	}
+	sc, chans, reqs, err := ssh.NewClientConn(raw, addr, conf)
+	if !stop() {
+		if err == nil {
+			sc.Close()
+		}
+		return nil, timedOut(err, " during the SSH handshake")
+	}
+	if err != nil {
+		raw.Close()
+		if hkErr := hkFailure.get(); hkErr != nil {
+			return nil, hkErr
+		}
+		if msg := err.Error(); strings.Contains(msg, "unable to authenticate") || strings.Contains(msg, "Too many authentication failures") {
+			return nil, &AuthError{Host: name, Addr: addr, User: c.cfg.User, Keys: c.keys.descs, Err: err}
+		}
+		return nil, fmt.Errorf("%s (%s): ssh handshake: %w", name, addr, err)
+	}
+
+	cn := &conn{ssh: ssh.NewClient(sc, chans, reqs), dead: make(chan struct{})}
+	c.cur = cn
+	c.connects++
+	c.wg.Add(2)
+	go c.watch(cn)
+	go c.keepalive(cn)
+	return cn, nil
+}
+
+func (c *Client) via() string {
+	if c.jump == nil {
+		return ""
+	}
+	return c.jump.cfg.Name
+}
+
+// reason turns a dial error into a few words.
+func reason(err error) string {
+	var dnsErr *net.DNSError
+	var oce *ssh.OpenChannelError
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.EHOSTUNREACH):
+		return "no route to host"
+	case errors.Is(err, syscall.ENETUNREACH):
+		return "network is unreachable"
+	case errors.As(err, &dnsErr):
+		return fmt.Sprintf("cannot resolve %s: %s", dnsErr.Name, dnsErr.Err)
+	case errors.As(err, &oce) && oce.Reason == ssh.Prohibited:
+		return fmt.Sprintf("the jump host does not allow forwarding (%s)", oce.Message)
+	case errors.As(err, &oce):
+		return strings.ToLower(oce.Message)
+	}
+	return err.Error()
+}
+
+// watch marks the connection dead when it ends.
+func (c *Client) watch(cn *conn) {
+	defer c.wg.Done()
+	err := cn.ssh.Wait()
+	if err == nil {
+		err = io.EOF
+	}
+	cn.mu.Lock()
+	if cn.cause == nil {
+		cn.cause = err
+	}
+	cn.mu.Unlock()
+	close(cn.dead)
+}
+
+// keepalive asks the host for a reply every KeepAlive and closes the connection when none comes
+// within two more intervals, so commands over a host that vanished fail within about three
+// intervals.
+func (c *Client) keepalive(cn *conn) {
+	defer c.wg.Done()
+	interval := c.cfg.KeepAlive
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-cn.dead:
+			return
+		case <-tick.C:
+		}
+		reply := make(chan error, 1)
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			_, _, err := cn.ssh.SendRequest(keepaliveRequest, true, nil)
+			reply <- err // returns at the latest when fail closes the connection
+		}()
+		timeout := time.NewTimer(2 * interval)
+		select {
+		case err := <-reply:
+			timeout.Stop()
+			if err != nil {
+				cn.fail(fmt.Errorf("keepalive: %w", err))
+				return
+			}
+		case <-timeout.C:
+			cn.fail(fmt.Errorf("no answer to keepalive within %s", 2*interval))
+			return
+		case <-cn.dead:
+			timeout.Stop()
+			return
+		}
+	}
+}
+
+// get returns the current connection, connecting again if it has ended. fresh reports a new
+// connection.
+func (c *Client) get(ctx context.Context) (cn *conn, fresh bool, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, false, fmt.Errorf("%s: %w", c.cfg.Name, ErrClosed)
+	}
+	if c.cur.alive() {
+		return c.cur, false, nil
+	}
+	prev := c.cur
+	cn, err = c.connectLocked(ctx)
+	if err != nil {
+		return nil, false, &LostError{Host: c.cfg.Name, Cause: prev.err(), Reconnect: err}
+	}
+	return cn, true, nil
+}
+
+// replace closes old, which failed with cause, and connects again (unless another caller did
+// already).
+func (c *Client) replace(ctx context.Context, old *conn, cause error) (*conn, error) {
+	old.fail(cause)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, fmt.Errorf("%s: %w", c.cfg.Name, ErrClosed)
+	}
+	if c.cur != old && c.cur.alive() {
+		return c.cur, nil
+	}
+	cn, err := c.connectLocked(ctx)
+	if err != nil {
+		return nil, &LostError{Host: c.cfg.Name, Cause: old.err(), Reconnect: err}
+	}
+	return cn, nil
+}
+
+// session opens a session, connecting again once if the connection turns out to be dead.
+func (c *Client) session(ctx context.Context) (*ssh.Session, *conn, error) {
+	cn, fresh, err := c.get(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := cn.ssh.NewSession()
+	if err == nil {
+		return s, cn, nil
+	}
+	var oce *ssh.OpenChannelError
+	if errors.As(err, &oce) || fresh {
+		return nil, nil, fmt.Errorf("%s: open session: %w", c.cfg.Name, err)
+	}
+	// The channel could not even be opened, so no command ran: connect again, once.
+	if cn, err = c.replace(ctx, cn, err); err != nil {
+		return nil, nil, err
+	}
+	s, err = cn.ssh.NewSession()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: open session after reconnecting: %w", c.cfg.Name, err)
+	}
+	return s, cn, nil
+}
+
+// Exec runs cmd.Cmd on the host (through the remote user's shell, as `sh -c` would) and returns
+// its output and exit status. A non-zero exit status is not an error. Exec waits while
+// MaxSessions commands run. When ctx ends, the command is sent SIGTERM and its session closed.
+func (c *Client) Exec(ctx context.Context, cmd engine.Command) (engine.ExecResult, error) {
+	name := c.cfg.Name
+	if c.secrets.Contains(cmd.Cmd) {
+		return engine.ExecResult{}, fmt.Errorf("%s: %w", name, ErrSecretInCommand)
+	}
+	select {
+	case c.sem <- struct{}{}:
+	case <-ctx.Done():
+		return engine.ExecResult{}, fmt.Errorf("%s: waiting for a free session: %w", name, ctx.Err())
+	}
+	defer func() { <-c.sem }()
+
+	sess, cn, err := c.session(ctx)
+	if err != nil {
+		return engine.ExecResult{}, err
+	}
+	defer sess.Close()
+	var stdout, stderr bytes.Buffer
+	sess.Stdout, sess.Stderr, sess.Stdin = &stdout, &stderr, cmd.Stdin
+
+	if err := sess.Start(cmd.Cmd); err != nil {
+		// The ssh package's error names the command line; keep it out of ours.
+		if dead, cause := cn.lost(); dead {
+			return engine.ExecResult{}, &LostError{Host: name, Cause: cause, Running: true}
+		}
+		return engine.ExecResult{}, fmt.Errorf("%s: the host refused to start the command", name)
+	}
+	done := make(chan error, 1)
+	go func() { done <- sess.Wait() }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		_ = sess.Signal(ssh.SIGTERM)
+		sess.Close()
+		<-done
+		return engine.ExecResult{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}, fmt.Errorf("%s: command cancelled: %w", name, ctx.Err())
+	}
+	res := engine.ExecResult{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
+	var exit *ssh.ExitError
+	switch {
+	case err == nil:
+		return res, nil
+	case errors.As(err, &exit):
+		res.ExitCode = exit.ExitStatus()
+		return res, nil
+	}
+	if dead, cause := cn.lost(); dead {
+		return res, &LostError{Host: name, Cause: cause, Running: true}
+	}
+	return res, fmt.Errorf("%s: command: %w", name, err)
+}
+
+// DialContext opens a TCP connection from the host to addr (an SSH direct-tcpip channel over the
+// same connection). ctx bounds the opening only. network is "tcp", "tcp4" or "tcp6".
+func (c *Client) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	cn, fresh, err := c.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := cn.ssh.DialContext(ctx, network, addr)
+	if err == nil {
+		return nc, nil
+	}
+	var oce *ssh.OpenChannelError
+	if ctx.Err() != nil || errors.As(err, &oce) || fresh {
+		return nil, fmt.Errorf("%s: dial %s from the host: %w", c.cfg.Name, addr, err)
+	}
+	// The channel could not be opened over a dead connection: connect again, once.
+	if cn, err = c.replace(ctx, cn, err); err != nil {
+		return nil, err
+	}
+	nc, err = cn.ssh.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: dial %s from the host: %w", c.cfg.Name, addr, err)
+	}
+	return nc, nil
+}
+
+// Close closes the connection (and the jump host's) and waits for the Client's goroutines.
+// Commands running over it fail.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	cur := c.cur
+	c.mu.Unlock()
+	if cur != nil {
+		cur.fail(ErrClosed)
+	}
+	c.wg.Wait()
+	if c.jump != nil {
+		c.jump.Close()
+	}
+	if c.keys != nil {
+		c.keys.close()
+	}
+	return nil
+}
+
+var _ engine.Conn = (*Client)(nil)
