@@ -204,7 +204,7 @@ func writeJSON(b *bytes.Buffer, v any, sorted bool, indent string, depth int) {
 func writeString(b *bytes.Buffer, s string) {
 	enc := json.NewEncoder(b)
 	enc.SetEscapeHTML(false)
-	_ = enc.Encode(s) // a string always encodes
+	_ = enc.Encode(s)       // a string always encodes
 	b.Truncate(b.Len() - 1) // Encode adds a newline
 }
 
@@ -298,7 +298,7 @@ func redactedChanged(v any) any {
 	if v == nil || v == "" {
 		return v
 	}
-	return engine.Redacted + ", changed"
+	return strings.TrimSuffix(engine.Redacted, ")") + ", changed)"
 }
 
 // jsonDiff returns a unified diff of the pretty-printed canonical forms of old and new, with
