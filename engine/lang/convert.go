@@ -29,3 +29,25 @@ func makeToFunc(want cty.Type) function.Function {
 		},
 	})
 }
+
+// makeToCollFunc converts to a collection of a single element type found by unification.
+func makeToCollFunc(kind func(cty.Type) cty.Type) function.Function {
+	return function.New(&function.Spec{
+		Params: []function.Parameter{{Name: "v", Type: cty.DynamicPseudoType}},
+		Type: func(args []cty.Value) (cty.Type, error) {
+			want := kind(cty.DynamicPseudoType)
+			v := args[0]
+			if !v.IsKnown() {
+				return want, nil
+			}
+			out, err := convert.Convert(v, want)
+			if err != nil {
+				return cty.NilType, fmt.Errorf("cannot convert %s: %w", v.Type().FriendlyName(), err)
+			}
+			return out.Type(), nil
+		},
+		Impl: func(args []cty.Value, retType cty.Type) (cty.Value, error) {
+			return convert.Convert(args[0], retType)
+		},
+	})
+}

@@ -1,0 +1,587 @@
+// Package run executes a loaded playbook: it connects to the hosts (one connection each for the whole
+// run), walks the task graph, runs each task instance on its hosts in parallel, runs the handlers that
+// were notified, and reports every step as an Event. Plan and apply run the same code; in plan mode
+// modules record their changes instead of making them.
+package run
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+
+	"github.com/runbook/runbook/engine"
+	"github.com/runbook/runbook/engine/config"
+)
+
+// Mode is plan or apply.
+type Mode string
+
+// The two modes.
+const (
+	Plan  Mode = "plan"
+	Apply Mode = "apply"
+)
+
+// Options control a run.
+type Options struct {
+	Mode Mode
+	// Limit restricts the run to these hosts (nil: all).
+	Limit []string
+	// Forks is the number of hosts worked on at once (default 20).
+	Forks int
+	// FailFast stops every host after the first failure.
+	FailFast bool
+	// Connector opens host connections.
+	Connector Connector
+	// Sink receives events (may be nil).
+	Sink Sink
+}
+
+// Runner runs one playbook once.
+type Runner struct {
+	pb   *config.Playbook
+	opts Options
+	pool *pool
+
+	sinkMu sync.Mutex
+
+	mu       sync.Mutex
+	failed   map[string]bool                 // hosts that failed: their remaining tasks do not run
+	notified map[string]map[string]bool      // handler -> hosts
+	outputs  map[string]map[string]cty.Value // task -> host -> outputs (object; for_each: object of keys)
+	outVer   int
+	outCache cty.Value
+	cacheVer int
+	recap    Recap
+}
+
+// New returns a Runner for pb.
+func New(pb *config.Playbook, opts Options) *Runner {
+	if opts.Forks <= 0 {
+		opts.Forks = 20
+	}
+	if opts.Mode == "" {
+		opts.Mode = Plan
+	}
+	return &Runner{
+		pb:       pb,
+		opts:     opts,
+		pool:     newPool(pb, opts.Connector),
+		failed:   map[string]bool{},
+		notified: map[string]map[string]bool{},
+		outputs:  map[string]map[string]cty.Value{},
+		cacheVer: -1,
+		recap:    Recap{PerHost: map[string]*HostCount{}},
+	}
+}
+
+// Run executes the playbook and returns the recap. The error is non-nil when anything failed.
+func (r *Runner) Run(ctx context.Context) (*Recap, error) {
+	start := time.Now()
+	defer r.pool.closeAll()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	hosts, err := r.hostsOfRun()
+	if err != nil {
+		return nil, err
+	}
+	r.recap.Hosts = hosts
+	for _, h := range hosts {
+		r.recap.PerHost[h] = &HostCount{}
+	}
+	r.emit(Event{Type: EventStart, Hosts: hosts})
+
+	r.connectAll(ctx, hosts)
+
+	var firstFail sync.Once
+	walkErr := r.pb.Graph.Walk(ctx, 0, func(ctx context.Context, name string) error {
+		t, _ := r.pb.Task(name)
+		if r.runTask(ctx, t, nil) && r.opts.FailFast {
+			firstFail.Do(cancel)
+		}
+		return nil
+	}, nil)
+	if walkErr != nil {
+		return nil, walkErr
+	}
+	for _, h := range r.pb.Handlers {
+		r.mu.Lock()
+		targets := r.notified[h.Name]
+		r.mu.Unlock()
+		if len(targets) == 0 {
+			continue
+		}
+		if r.runTask(ctx, h, targets) && r.opts.FailFast {
+			firstFail.Do(cancel)
+		}
+	}
+	r.recap.Duration = time.Since(start)
+	rc := r.recap
+	r.emit(Event{Type: EventRecap, Recap: &rc, Duration: rc.Duration})
+	if rc.Failed > 0 {
+		return &rc, fmt.Errorf("%d failed", rc.Failed)
+	}
+	if ctx.Err() != nil && !errors.Is(ctx.Err(), context.Canceled) {
+		return &rc, ctx.Err()
+	}
+	return &rc, nil
+}
+
+// hostsOfRun returns every host some task or handler runs on, within --limit, in inventory order.
+func (r *Runner) hostsOfRun() ([]string, error) {
+	used := map[string]bool{}
+	for _, t := range append(append([]*config.Task(nil), r.pb.Tasks...), r.pb.Handlers...) {
+		hs, diags := r.pb.TaskHosts(t)
+		if diags.HasErrors() {
+			return nil, diags
+		}
+		for _, h := range hs {
+			used[h] = true
+		}
+	}
+	if len(r.opts.Limit) > 0 {
+		for _, l := range r.opts.Limit {
+			if _, ok := r.pb.Host(l); !ok {
+				return nil, fmt.Errorf("--limit names %q, which is not a host of the inventory", l)
+			}
+		}
+	}
+	var out []string
+	for _, h := range r.pb.Hosts {
+		if used[h.Name] && r.inLimit(h.Name) {
+			out = append(out, h.Name)
+		}
+	}
+	return out, nil
+}
+
+func (r *Runner) inLimit(host string) bool {
+	if len(r.opts.Limit) == 0 {
+		return true
+	}
+	for _, l := range r.opts.Limit {
+		if l == host {
+			return true
+		}
+	}
+	return false
+}
+
+// connectAll opens every host's connection in parallel. A host that cannot be reached is failed
+// for the whole run, with one result that says why.
+func (r *Runner) connectAll(ctx context.Context, hosts []string) {
+	sem := make(chan struct{}, r.opts.Forks)
+	var wg sync.WaitGroup
+	for _, h := range hosts {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(h string) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			start := time.Now()
+			if _, err := r.pool.Conn(ctx, h); err != nil {
+				r.mu.Lock()
+				r.failed[h] = true
+				r.recap.PerHost[h].Unreachable = true
+				r.mu.Unlock()
+				r.result("connect", h, StatusFailed, err.Error(), nil, time.Since(start))
+			}
+		}(h)
+	}
+	wg.Wait()
+}
+
+// runTask runs t on its hosts (or on only, for handlers) and reports whether any host failed.
+func (r *Runner) runTask(ctx context.Context, t *config.Task, only map[string]bool) bool {
+	hosts, diags := r.pb.TaskHosts(t)
+	if diags.HasErrors() {
+		r.result(t.Name, "", StatusFailed, diagSummary(diags), nil, 0)
+		return true
+	}
+	var run []string
+	for _, h := range hosts {
+		if !r.inLimit(h) || (only != nil && !only[h]) {
+			continue
+		}
+		r.mu.Lock()
+		dead := r.failed[h]
+		r.mu.Unlock()
+		if dead {
+			continue
+		}
+		run = append(run, h)
+	}
+	if len(run) == 0 {
+		return false
+	}
+	if t.RunOnce {
+		run = run[:1]
+	}
+	batch := len(run)
+	if t.Serial > 0 && t.Serial < batch {
+		batch = t.Serial
+	}
+	anyFailed := false
+	for i := 0; i < len(run); i += batch {
+		end := i + batch
+		if end > len(run) {
+			end = len(run)
+		}
+		sem := make(chan struct{}, r.opts.Forks)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for _, h := range run[i:end] {
+			if ctx.Err() != nil {
+				break
+			}
+			wg.Add(1)
+			sem <- struct{}{}
+			go func(h string) {
+				defer wg.Done()
+				defer func() { <-sem }()
+				if !r.runOnHost(ctx, t, h) {
+					mu.Lock()
+					anyFailed = true
+					mu.Unlock()
+				}
+			}(h)
+		}
+		wg.Wait()
+	}
+	return anyFailed
+}
+
+// runOnHost runs every instance of t on host h; it returns false when one failed (and marks h
+// failed so its remaining tasks do not run).
+func (r *Runner) runOnHost(ctx context.Context, t *config.Task, h string) bool {
+	start := time.Now()
+	fail := func(name, msg string) bool {
+		r.mu.Lock()
+		r.failed[h] = true
+		r.mu.Unlock()
+		r.result(name, h, StatusFailed, msg, nil, time.Since(start))
+		return false
+	}
+	insts, err, diags := r.pb.Expand(t, h, r.taskOutputs())
+	if diags.HasErrors() {
+		return fail(t.Name, diagSummary(diags))
+	}
+	if errors.Is(err, config.ErrUnknown) {
+		if r.opts.Mode == Plan {
+			r.setOutput(t.Name, h, "", cty.DynamicVal)
+			r.result(t.Name, h, StatusChanged, "may run: for_each or when depends on values known after apply", nil, time.Since(start))
+			return true
+		}
+		return fail(t.Name, "for_each or when depends on an output of a task that did not run on this host")
+	}
+	if len(insts) == 0 {
+		r.result(t.Name, h, StatusSkipped, "when is false", nil, time.Since(start))
+		return true
+	}
+	ok := true
+	for _, in := range insts {
+		if ctx.Err() != nil {
+			return false
+		}
+		if !r.runInstance(ctx, in) {
+			ok = false
+			break
+		}
+	}
+	return ok
+}
+
+func (r *Runner) runInstance(ctx context.Context, in config.Instance) bool {
+	start := time.Now()
+	name := in.Name()
+	h := in.Host
+	conn, err := r.pool.Conn(ctx, h)
+	if err != nil {
+		r.markFailed(h)
+		r.result(name, h, StatusFailed, err.Error(), nil, time.Since(start))
+		return false
+	}
+	var (
+		target  *engine.Target
+		outcome engine.Outcome
+		runErr  error
+	)
+	attempts := 1
+	if r.opts.Mode == Apply {
+		attempts += in.Task.Retries
+	}
+	for attempt := 1; attempt <= attempts; attempt++ {
+		mod, err, diags := r.pb.Decode(in, r.taskOutputs())
+		if diags.HasErrors() {
+			r.markFailed(h)
+			r.result(name, h, StatusFailed, diagSummary(diags), nil, time.Since(start))
+			return false
+		}
+		if errors.Is(err, config.ErrUnknown) {
+			if r.opts.Mode == Plan {
+				r.setOutput(in.Task.Name, h, in.Key, cty.DynamicVal)
+				r.result(name, h, StatusChanged, "will run with values known after apply", nil, time.Since(start))
+				return true
+			}
+			r.markFailed(h)
+			r.result(name, h, StatusFailed, "an argument depends on an output of a task that did not run on this host", nil, time.Since(start))
+			return false
+		}
+		target = engine.NewTarget(engine.TargetOptions{
+			Host:     engineHost(mustHost(r.pb, h)),
+			Task:     name,
+			Conn:     conn,
+			Hosts:    r.pool,
+			DryRun:   r.opts.Mode == Plan,
+			Reporter: reporter{r},
+			Secrets:  r.pb.Secrets,
+			Dir:      in.Task.Dir,
+		})
+		outcome, runErr = mod.Run(ctx, target)
+		done := runErr == nil
+		if done && in.Task.Until != nil && r.opts.Mode == Apply {
+			done, runErr = r.until(in, outcome)
+		}
+		if done || attempt == attempts || ctx.Err() != nil {
+			break
+		}
+		target.Logf("attempt %d of %d did not succeed (%v); retrying in %s", attempt, attempts, runErr, in.Task.Delay)
+		select {
+		case <-ctx.Done():
+		case <-time.After(in.Task.Delay):
+		}
+	}
+	changes := target.Changes()
+	d := time.Since(start)
+	switch {
+	case errors.Is(runErr, engine.ErrSkipped):
+		r.result(name, h, StatusSkipped, outcome.Summary, nil, d)
+	case runErr != nil:
+		r.markFailed(h)
+		r.result(name, h, StatusFailed, errSummary(runErr), changes, d)
+		return false
+	case len(changes) > 0:
+		r.result(name, h, StatusChanged, summaryOf(outcome, changes), changes, d)
+		r.notify(in.Task, h)
+	default:
+		r.result(name, h, StatusOK, outcome.Summary, nil, d)
+	}
+	out := outputsValue(outcome.Outputs)
+	if r.opts.Mode == Plan && len(changes) > 0 {
+		out = cty.DynamicVal
+	}
+	r.setOutput(in.Task.Name, h, in.Key, out)
+	return true
+}
+
+func (r *Runner) until(in config.Instance, o engine.Outcome) (bool, error) {
+	ctx := r.pb.EvalContext(in.Task, in.Host, in.Each, r.taskOutputs())
+	ctx.Variables["result"] = outputsValue(o.Outputs)
+	val, diags := in.Task.Until.Value(ctx)
+	if diags.HasErrors() {
+		return false, diags
+	}
+	bv, err := convert.Convert(val, cty.Bool)
+	if err != nil || bv.IsNull() || !bv.IsKnown() {
+		return false, fmt.Errorf("until must be true or false")
+	}
+	if bv.False() {
+		return false, fmt.Errorf("until condition is false")
+	}
+	return true, nil
+}
+
+func (r *Runner) markFailed(h string) {
+	r.mu.Lock()
+	r.failed[h] = true
+	r.mu.Unlock()
+}
+
+func (r *Runner) notify(t *config.Task, h string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, n := range t.Notify {
+		if r.notified[n] == nil {
+			r.notified[n] = map[string]bool{}
+		}
+		r.notified[n][h] = true
+	}
+}
+
+func (r *Runner) setOutput(task, host, key string, v cty.Value) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.outputs[task] == nil {
+		r.outputs[task] = map[string]cty.Value{}
+	}
+	if key == "" {
+		r.outputs[task][host] = v
+	} else {
+		cur := r.outputs[task][host]
+		m := map[string]cty.Value{}
+		if cur != cty.NilVal && cur.IsKnown() && !cur.IsNull() && cur.Type().IsObjectType() {
+			m = cur.AsValueMap()
+		}
+		m[key] = v
+		r.outputs[task][host] = cty.ObjectVal(m)
+	}
+	r.outVer++
+}
+
+// taskOutputs returns the `task` object of expressions: task.NAME.HOST.KEY. Tasks that have not run
+// are unknown (in plan they may never run).
+func (r *Runner) taskOutputs() cty.Value {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cacheVer == r.outVer {
+		return r.outCache
+	}
+	m := map[string]cty.Value{}
+	for _, t := range r.pb.Tasks {
+		hosts, ok := r.outputs[t.Name]
+		if !ok {
+			m[t.Name] = cty.DynamicVal
+			continue
+		}
+		hm := map[string]cty.Value{}
+		for h, v := range hosts {
+			hm[h] = v
+		}
+		m[t.Name] = cty.ObjectVal(hm)
+	}
+	r.outCache = cty.ObjectVal(m)
+	if len(m) == 0 {
+		r.outCache = cty.EmptyObjectVal
+	}
+	r.cacheVer = r.outVer
+	return r.outCache
+}
+
+func (r *Runner) result(task, host string, st Status, summary string, changes []engine.Change, d time.Duration) {
+	r.mu.Lock()
+	c := r.recap.PerHost[host]
+	if c == nil && host != "" {
+		c = &HostCount{}
+		r.recap.PerHost[host] = c
+	}
+	switch st {
+	case StatusOK:
+		r.recap.OK++
+		if c != nil {
+			c.OK++
+		}
+	case StatusChanged:
+		r.recap.Changed++
+		if c != nil {
+			c.Changed++
+		}
+	case StatusFailed:
+		r.recap.Failed++
+		if c != nil {
+			c.Failed++
+		}
+	case StatusSkipped:
+		r.recap.Skipped++
+		if c != nil {
+			c.Skipped++
+		}
+	}
+	r.mu.Unlock()
+	r.emit(Event{Type: EventResult, Task: task, Host: host, Status: st, Summary: r.pb.Secrets.Redact(summary), Changes: changes, Duration: d})
+}
+
+func (r *Runner) emit(e Event) {
+	if r.opts.Sink == nil {
+		return
+	}
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	e.Mode = r.opts.Mode
+	r.sinkMu.Lock()
+	defer r.sinkMu.Unlock()
+	r.opts.Sink.Event(e)
+}
+
+// reporter adapts engine.Reporter to the runner's events.
+type reporter struct{ r *Runner }
+
+func (p reporter) Log(host, task, msg string) {
+	p.r.emit(Event{Type: EventLog, Host: host, Task: task, Summary: msg})
+}
+
+func (p reporter) Progress(host, task, msg string) {
+	p.r.emit(Event{Type: EventProgress, Host: host, Task: task, Summary: msg})
+}
+
+func (p reporter) Change(host, task string, c engine.Change, dryRun bool) {
+	p.r.emit(Event{Type: EventChange, Host: host, Task: task, Changes: []engine.Change{c}})
+}
+
+func mustHost(pb *config.Playbook, name string) *config.Host {
+	h, _ := pb.Host(name)
+	return h
+}
+
+func summaryOf(o engine.Outcome, changes []engine.Change) string {
+	if o.Summary != "" {
+		return o.Summary
+	}
+	parts := make([]string, 0, len(changes))
+	for _, c := range changes {
+		parts = append(parts, c.Summary)
+	}
+	if len(parts) > 3 {
+		return fmt.Sprintf("%s; and %d more", strings.Join(parts[:3], "; "), len(parts)-3)
+	}
+	return strings.Join(parts, "; ")
+}
+
+func errSummary(err error) string {
+	var diags hcl.Diagnostics
+	if errors.As(err, &diags) {
+		return diagSummary(diags)
+	}
+	return err.Error()
+}
+
+func diagSummary(diags hcl.Diagnostics) string {
+	var parts []string
+	for _, d := range diags {
+		if d.Severity != hcl.DiagError {
+			continue
+		}
+		s := d.Summary
+		if d.Detail != "" {
+			s += ": " + d.Detail
+		}
+		if d.Subject != nil {
+			s = fmt.Sprintf("%s:%d:%d: %s", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column, s)
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, "; ")
+}
+
+func outputsValue(m map[string]cty.Value) cty.Value {
+	if len(m) == 0 {
+		return cty.EmptyObjectVal
+	}
+	return cty.ObjectVal(m)
+}
+
+func ctyString(v cty.Value) (string, error) {
+	sv, err := convert.Convert(v, cty.String)
+	if err != nil {
+		return "", err
+	}
+	return sv.AsString(), nil
+}
