@@ -1,0 +1,385 @@
+// Package service implements the service module: a daemon kept running, stopped or restarted,
+// either as a systemd unit or as a plain process tracked by its pidfile.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbook/runbook/engine"
+)
+
+// Service is the configuration of a service task.
+type Service struct {
+	Name         string `hcl:"name,optional" doc:"systemd unit name (required for the systemd backend); with the process backend, a label shown in messages."`
+	State        string `hcl:"state,optional" doc:"\"started\" (or \"running\") to ensure it runs, \"stopped\" to ensure it does not, \"restarted\" to restart it every time (meant for handlers)."`
+	Backend      string `hcl:"backend,optional" doc:"\"systemd\", \"process\", or \"auto\": systemd when /run/systemd/system exists on the host, the process backend otherwise."`
+	Enabled      *bool  `hcl:"enabled,optional" doc:"systemd backend: whether the unit starts at boot. Unset leaves it as it is."`
+	Pidfile      string `hcl:"pidfile,optional" doc:"Process backend: absolute path of the pidfile the daemon writes. The daemon runs when the pidfile names a live process whose command line contains match; a pidfile naming a dead process means stopped."`
+	Start        string `hcl:"start,optional" doc:"Process backend: shell command that starts the daemon and returns, e.g. \"redis-server /etc/redis/a.conf\" with daemonize yes. Required to start or restart."`
+	Match        string `hcl:"match,optional" doc:"Process backend: text that the live process's command line (/proc/PID/cmdline) must contain, guarding against a reused pid. Default: the base name of start's first word."`
+	StartTimeout string `hcl:"start_timeout,optional" doc:"How long to wait for the daemon to come up after start (process backend: until the pidfile names a live process)."`
+	StopTimeout  string `hcl:"stop_timeout,optional" doc:"Process backend: how long to wait after SIGTERM before sending SIGKILL."`
+}
+
+// Info describes the service module for the registry.
+func Info() engine.ModuleInfo {
+	return engine.ModuleInfo{
+		Name:    "service",
+		Summary: "Keep a daemon started, stopped, or restart it (systemd or pidfile).",
+		Doc: `Ensures a daemon is running or stopped, or restarts it. Two backends:
+
+- **systemd**: ` + "`systemctl start|stop|restart`" + ` of the unit ` + "`name`" + `, and
+  ` + "`systemctl enable|disable`" + ` when ` + "`enabled`" + ` is set.
+- **process**, for hosts without systemd: the daemon is started with the ` + "`start`" + ` command, which
+  must return once the daemon runs in the background and writes ` + "`pidfile`" + ` (for Redis:
+  ` + "`daemonize yes`" + ` and ` + "`pidfile`" + ` in its configuration). It counts as running when the pidfile
+  names a live process whose command line contains ` + "`match`" + `; a stale pidfile means stopped. After
+  start the module waits until that holds; stop sends SIGTERM, waits up to ` + "`stop_timeout`" + `,
+  then sends SIGKILL.
+
+With ` + "`backend = \"auto\"`" + ` (the default) the same task works on both kinds of host; give it
+` + "`name`" + ` and the process settings. One remote command reads the state (and detects the
+backend). ` + "`state = \"restarted\"`" + ` always restarts (starting a stopped daemon): use it in handlers.
+
+Outputs: ` + "`backend`" + ` (the one used), ` + "`running`" + ` (bool, after the task) and, for the
+process backend, ` + "`pid`" + ` (string, empty when not running or in plan after a change).`,
+		Example: `task "redis_a" {
+  on = group.redis
+  service {
+    name    = "redis-server@a"
+    pidfile = "/run/redis/redis-a.pid"
+    start   = "redis-server /etc/redis/a.conf"
+  }
+}`,
+		New: func() engine.Module {
+			return &Service{State: "started", Backend: "auto", StartTimeout: "30s", StopTimeout: "10s"}
+		},
+	}
+}
+
+// Validate checks the configuration before anything runs.
+func (m *Service) Validate() error {
+	var errs []error
+	switch m.State {
+	case "started", "running", "stopped", "restarted":
+	default:
+		errs = append(errs, fmt.Errorf(`state: %q is not "started", "stopped" or "restarted"`, m.State))
+	}
+	needStart := m.State != "stopped"
+	switch m.Backend {
+	case "systemd":
+		if m.Name == "" {
+			errs = append(errs, errors.New(`name: required with backend = "systemd"`))
+		}
+	case "process":
+		errs = append(errs, m.validateProcess(needStart)...)
+	case "auto":
+		if m.Name == "" && m.Pidfile == "" {
+			errs = append(errs, errors.New("name (systemd) or pidfile and start (process) must be set"))
+		}
+		if m.Pidfile != "" || m.Start != "" {
+			errs = append(errs, m.validateProcess(needStart)...)
+		}
+	default:
+		errs = append(errs, fmt.Errorf(`backend: %q is not "auto", "systemd" or "process"`, m.Backend))
+	}
+	if m.Enabled != nil && m.Backend == "process" {
+		errs = append(errs, errors.New(`enabled: only the systemd backend manages boot-time start`))
+	}
+	for name, v := range map[string]string{"start_timeout": m.StartTimeout, "stop_timeout": m.StopTimeout} {
+		if d, err := time.ParseDuration(v); err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("%s: %q is not a positive duration like \"10s\"", name, v))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (m *Service) validateProcess(needStart bool) []error {
+	var errs []error
+	if !path.IsAbs(m.Pidfile) {
+		errs = append(errs, fmt.Errorf("pidfile: %q is not an absolute path (required by the process backend)", m.Pidfile))
+	}
+	if needStart && strings.TrimSpace(m.Start) == "" {
+		errs = append(errs, errors.New("start: required by the process backend to start the daemon"))
+	}
+	return errs
+}
+
+// Run converges the daemon's state.
+func (m *Service) Run(ctx context.Context, t *engine.Target) (engine.Outcome, error) {
+	if err := m.Validate(); err != nil {
+		return engine.Outcome{}, err
+	}
+	out, err := engine.Run(ctx, t.Conn(), m.ProbeCommand())
+	if err != nil {
+		return engine.Outcome{}, fmt.Errorf("inspect %s: %w", m.label(), err)
+	}
+	st := parseProbe(string(out))
+	switch st.backend {
+	case "systemd":
+		if m.Name == "" {
+			return engine.Outcome{}, errors.New("the host runs systemd: set name to the unit to manage, or backend = \"process\"")
+		}
+		return m.runSystemd(ctx, t, st)
+	case "process":
+		if m.Pidfile == "" {
+			return engine.Outcome{}, errors.New("the host has no systemd: set pidfile and start for the process backend")
+		}
+		return m.runProcess(ctx, t, st)
+	}
+	return engine.Outcome{}, fmt.Errorf("inspect %s: unexpected output %q", m.label(), out)
+}
+
+// ProbeCommand returns the one read-only command that detects the backend (for auto) and reads the
+// daemon's state.
+func (m *Service) ProbeCommand() string {
+	systemd := "echo backend=systemd; " +
+		"echo active=$(systemctl is-active -- " + engine.ShellQuote(m.Name) + " 2>/dev/null); " +
+		"echo enabled=$(systemctl is-enabled -- " + engine.ShellQuote(m.Name) + " 2>/dev/null)"
+	process := "echo backend=process"
+	if m.Pidfile != "" {
+		process += "; pid=$(cat -- " + engine.ShellQuote(m.Pidfile) + ` 2>/dev/null | tr -dc 0-9); echo pid=$pid; ` +
+			`if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then printf cmdline=; tr '\0' ' ' < /proc/$pid/cmdline; echo; fi`
+	}
+	switch m.Backend {
+	case "systemd":
+		return systemd
+	case "process":
+		return process
+	}
+	return "if [ -d /run/systemd/system ]; then " + systemd + "; else " + process + "; fi"
+}
+
+type probe struct {
+	backend string
+	// systemd
+	active, enabled string
+	// process: pid is what the pidfile says, cmdline is set when that process is alive.
+	pid, cmdline string
+	alive        bool
+}
+
+func parseProbe(out string) probe {
+	var p probe
+	for _, line := range strings.Split(out, "\n") {
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		switch k {
+		case "backend":
+			p.backend = v
+		case "active":
+			p.active = v
+		case "enabled":
+			p.enabled = v
+		case "pid":
+			p.pid = v
+		case "cmdline":
+			p.cmdline, p.alive = v, true
+		}
+	}
+	return p
+}
+
+func (m *Service) label() string {
+	if m.Name != "" {
+		return m.Name
+	}
+	return m.Pidfile
+}
+
+func (m *Service) runSystemd(ctx context.Context, t *engine.Target, st probe) (engine.Outcome, error) {
+	unit := engine.ShellQuote(m.Name)
+	running := st.active == "active" || st.active == "reloading" || st.active == "activating"
+	systemctl := func(verb string) func(ctx context.Context) error {
+		return func(ctx context.Context) error {
+			_, err := engine.Run(ctx, t.Conn(), "systemctl "+verb+" -- "+unit)
+			return err
+		}
+	}
+	var did []string
+	change := func(verb string) error {
+		did = append(did, verb)
+		return t.Change(ctx, engine.Change{Summary: verb + " " + m.Name}, systemctl(verb))
+	}
+	if m.Enabled != nil {
+		isEnabled := st.enabled == "enabled" || st.enabled == "enabled-runtime"
+		fixed := st.enabled == "static" || st.enabled == "indirect" || st.enabled == "generated" || st.enabled == "alias"
+		switch {
+		case *m.Enabled && !isEnabled && !fixed:
+			if err := change("enable"); err != nil {
+				return engine.Outcome{}, err
+			}
+		case !*m.Enabled && isEnabled:
+			if err := change("disable"); err != nil {
+				return engine.Outcome{}, err
+			}
+		}
+	}
+	var err error
+	switch {
+	case m.State == "restarted":
+		err = change("restart")
+		running = true
+	case m.State == "stopped" && running:
+		err = change("stop")
+		running = false
+	case m.State != "stopped" && !running:
+		err = change("start")
+		running = true
+	}
+	out := engine.Outcome{
+		Summary: summary(t, m.Name, did, running),
+		Outputs: map[string]cty.Value{"backend": cty.StringVal("systemd"), "running": cty.BoolVal(running), "pid": cty.StringVal("")},
+	}
+	return out, err
+}
+
+func (m *Service) runProcess(ctx context.Context, t *engine.Target, st probe) (engine.Outcome, error) {
+	match := m.match()
+	running := st.alive && strings.Contains(st.cmdline, match)
+	if st.pid != "" && !running {
+		if st.alive {
+			t.Logf("pidfile %s names pid %s, which is not %q (%s): not running", m.Pidfile, st.pid, match, st.cmdline)
+		} else {
+			t.Logf("stale pidfile %s: pid %s is not running", m.Pidfile, st.pid)
+		}
+	}
+	pid := ""
+	if running {
+		pid = st.pid
+	}
+	var did []string
+	var err error
+	switch {
+	case m.State == "restarted":
+		did = append(did, "restart")
+		err = t.Change(ctx, engine.Change{Summary: "restart " + m.label() + ": " + m.Start}, func(ctx context.Context) error {
+			if running {
+				if err := m.stop(ctx, t, st.pid); err != nil {
+					return err
+				}
+			}
+			pid, err = m.start(ctx, t)
+			return err
+		})
+		running = true
+	case m.State == "stopped" && running:
+		did = append(did, "stop")
+		err = t.Change(ctx, engine.Change{Summary: fmt.Sprintf("stop %s (pid %s)", m.label(), st.pid)}, func(ctx context.Context) error {
+			return m.stop(ctx, t, st.pid)
+		})
+		running, pid = false, ""
+	case m.State != "stopped" && !running:
+		did = append(did, "start")
+		err = t.Change(ctx, engine.Change{Summary: "start " + m.label() + ": " + m.Start}, func(ctx context.Context) error {
+			pid, err = m.start(ctx, t)
+			return err
+		})
+		running = true
+	}
+	if t.DryRun() && len(did) > 0 {
+		pid = ""
+	}
+	out := engine.Outcome{
+		Summary: summary(t, m.label(), did, running),
+		Outputs: map[string]cty.Value{"backend": cty.StringVal("process"), "running": cty.BoolVal(running), "pid": cty.StringVal(pid)},
+	}
+	if running && pid != "" && len(did) == 0 {
+		out.Summary += " (pid " + pid + ")"
+	}
+	return out, err
+}
+
+// match is the text the daemon's command line must contain.
+func (m *Service) match() string {
+	if m.Match != "" {
+		return m.Match
+	}
+	if f := strings.Fields(m.Start); len(f) > 0 {
+		return path.Base(f[0])
+	}
+	return ""
+}
+
+// start runs the start command and waits until the pidfile names a live, matching process.
+func (m *Service) start(ctx context.Context, t *engine.Target) (string, error) {
+	// The daemon's output goes to a file, not to the session, so the session ends when start returns.
+	cmd := `e=$(mktemp) || exit 1; if (` + "\n" + m.Start + "\n" + `) </dev/null >"$e" 2>&1; then rm -f "$e"; else rc=$?; cat "$e" >&2; rm -f "$e"; exit $rc; fi`
+	if _, err := engine.Run(ctx, t.Conn(), cmd); err != nil {
+		return "", fmt.Errorf("start: %w", err)
+	}
+	timeout, _ := time.ParseDuration(m.StartTimeout) // checked by Validate
+	var pid string
+	err := t.Poll(ctx, fmt.Sprintf("%s to write a live pid to %s", m.label(), m.Pidfile), 50*time.Millisecond, timeout, func(ctx context.Context) (bool, error) {
+		out, err := engine.Run(ctx, t.Conn(), m.ProbeCommand())
+		if err != nil {
+			return false, err
+		}
+		st := parseProbe(string(out))
+		pid = st.pid
+		return st.alive && strings.Contains(st.cmdline, m.match()), nil
+	})
+	return pid, err
+}
+
+// stop sends SIGTERM to pid, waits for it to exit, and sends SIGKILL after stop_timeout.
+func (m *Service) stop(ctx context.Context, t *engine.Target, pid string) error {
+	c := t.Conn()
+	if _, err := c.Exec(ctx, engine.Command{Cmd: "kill -TERM " + pid}); err != nil {
+		return fmt.Errorf("stop: %w", err)
+	}
+	gone := func(ctx context.Context) (bool, error) {
+		// A zombie has an empty command line: it is gone as far as the service is concerned.
+		out, err := engine.Run(ctx, c, `if kill -0 `+pid+` 2>/dev/null && [ -n "$(tr -d '\0' < /proc/`+pid+`/cmdline 2>/dev/null)" ]; then echo alive; else echo gone; fi`)
+		return strings.TrimSpace(string(out)) == "gone", err
+	}
+	timeout, _ := time.ParseDuration(m.StopTimeout) // checked by Validate
+	what := fmt.Sprintf("%s (pid %s) to exit", m.label(), pid)
+	err := t.Poll(ctx, what, 50*time.Millisecond, timeout, gone)
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return err
+	}
+	t.Logf("%s did not exit within %s after SIGTERM; sending SIGKILL", m.label(), m.StopTimeout)
+	kill := "kill -KILL " + pid + " 2>/dev/null; if [ \"$(cat -- " + engine.ShellQuote(m.Pidfile) + " 2>/dev/null | tr -dc 0-9)\" = " + pid + " ]; then rm -f -- " + engine.ShellQuote(m.Pidfile) + "; fi"
+	if _, err := engine.Run(ctx, c, kill); err != nil {
+		return fmt.Errorf("stop: %w", err)
+	}
+	if err := t.Poll(ctx, what+" after SIGKILL", 50*time.Millisecond, 5*time.Second, gone); err != nil {
+		return fmt.Errorf("stop: %w", err)
+	}
+	return nil
+}
+
+// summary describes the result: what was (or will be) done, or the state found.
+func summary(t *engine.Target, label string, did []string, running bool) string {
+	if len(did) > 0 {
+		verbs := strings.Join(did, ", ")
+		if t.DryRun() {
+			return "will " + verbs + " " + label
+		}
+		past := strings.NewReplacer("restart", "restarted", "start", "started", "stop", "stopped", "enable", "enabled", "disable", "disabled").Replace(verbs)
+		return past + " " + label
+	}
+	if running {
+		return label + " is running"
+	}
+	return label + " is stopped"
+}
+
+var (
+	_ engine.Module    = (*Service)(nil)
+	_ engine.Validator = (*Service)(nil)
+)

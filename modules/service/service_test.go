@@ -1,0 +1,248 @@
+package service
+
+import (
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/runbook/runbook/engine"
+	"github.com/runbook/runbook/engine/enginetest"
+	"github.com/runbook/runbook/modules/internal/moduletest"
+)
+
+const (
+	running = "backend=process\npid=42\ncmdline=/usr/bin/redis-server 127.0.0.1:6379 \n"
+	stale   = "backend=process\npid=42\n"
+	none    = "backend=process\npid=\n"
+	reused  = "backend=process\npid=42\ncmdline=bash \n"
+)
+
+func proc(state string) Service {
+	return Service{State: state, Backend: "auto", Pidfile: "/run/redis/a.pid", Start: "redis-server /etc/redis/a.conf", StartTimeout: "1s", StopTimeout: "1s"}
+}
+
+func TestProcess(t *testing.T) {
+	const probe = `^if \[ -d /run/systemd/system \]; then .*; else echo backend=process; pid=\$\(cat -- /run/redis/a\.pid `
+	const start = `^e=\$\(mktemp\) \|\| exit 1; if \(\nredis-server /etc/redis/a\.conf\n\) </dev/null`
+	tests := []struct {
+		name        string
+		mod         Service
+		probes      []string // successive probe outputs
+		alive       []string // successive answers of the liveness check after SIGTERM
+		dryRun      bool
+		wantCmds    []string
+		wantChanges []string
+		wantSummary string
+		wantErr     string
+	}{
+		{
+			name:        "running",
+			mod:         proc("started"),
+			probes:      []string{running},
+			wantCmds:    []string{probe},
+			wantSummary: "/run/redis/a.pid is running (pid 42)",
+		},
+		{
+			name:        "stale pidfile plan",
+			mod:         proc("started"),
+			probes:      []string{stale},
+			dryRun:      true,
+			wantCmds:    []string{probe},
+			wantChanges: []string{"start /run/redis/a.pid: redis-server /etc/redis/a.conf"},
+			wantSummary: "will start /run/redis/a.pid",
+		},
+		{
+			name:        "start waits for the pidfile",
+			mod:         proc("running"),
+			probes:      []string{none, none, stale, running},
+			wantCmds:    []string{probe, start, probe, probe, probe},
+			wantChanges: []string{"start /run/redis/a.pid: redis-server /etc/redis/a.conf"},
+			wantSummary: "started /run/redis/a.pid",
+		},
+		{
+			name:        "reused pid is not running",
+			mod:         proc("started"),
+			probes:      []string{reused, running},
+			wantCmds:    []string{probe, start, probe},
+			wantChanges: []string{"start /run/redis/a.pid: redis-server /etc/redis/a.conf"},
+		},
+		{
+			name:     "start never comes up",
+			mod:      proc("started"),
+			probes:   []string{none},
+			wantCmds: nil, // polled until the timeout
+			wantErr:  "timed out after 1s waiting for /run/redis/a.pid to write a live pid",
+		},
+		{
+			name:        "stop",
+			mod:         Service{Name: "redis-a", State: "stopped", Backend: "process", Pidfile: "/run/redis/a.pid", StartTimeout: "1s", StopTimeout: "1s"},
+			probes:      []string{running},
+			alive:       []string{"alive", "gone"},
+			wantCmds:    []string{`^echo backend=process; pid=`, `^kill -TERM 42$`, `^if kill -0 42 `, `^if kill -0 42 `},
+			wantChanges: []string{"stop redis-a (pid 42)"},
+			wantSummary: "stopped redis-a",
+		},
+		{
+			name:        "stop escalates to SIGKILL",
+			mod:         Service{Name: "redis-a", State: "stopped", Backend: "process", Pidfile: "/run/redis/a.pid", StartTimeout: "1s", StopTimeout: "100ms"},
+			probes:      []string{running},
+			alive:       []string{"alive"},
+			wantCmds:    nil,
+			wantChanges: []string{"stop redis-a (pid 42)"},
+		},
+		{
+			name:        "stopped already",
+			mod:         proc("stopped"),
+			probes:      []string{stale},
+			wantCmds:    []string{probe},
+			wantSummary: "/run/redis/a.pid is stopped",
+		},
+		{
+			name:        "restart plan",
+			mod:         proc("restarted"),
+			probes:      []string{running},
+			dryRun:      true,
+			wantCmds:    []string{probe},
+			wantChanges: []string{"restart /run/redis/a.pid: redis-server /etc/redis/a.conf"},
+			wantSummary: "will restart /run/redis/a.pid",
+		},
+		{
+			name:        "restart apply",
+			mod:         proc("restarted"),
+			probes:      []string{running, running},
+			alive:       []string{"gone"},
+			wantCmds:    []string{probe, `^kill -TERM 42$`, `^if kill -0 42`, start, probe},
+			wantChanges: []string{"restart /run/redis/a.pid: redis-server /etc/redis/a.conf"},
+			wantSummary: "restarted /run/redis/a.pid",
+		},
+		{
+			name:    "no systemd and no pidfile",
+			mod:     Service{Name: "redis", State: "started", Backend: "auto", StartTimeout: "1s", StopTimeout: "1s"},
+			probes:  []string{"backend=process\n"},
+			wantErr: "the host has no systemd",
+		},
+		{name: "bad state", mod: Service{Name: "x", State: "up", Backend: "auto", StartTimeout: "1s", StopTimeout: "1s"}, wantErr: `state: "up"`},
+		{name: "process needs start", mod: Service{State: "started", Backend: "process", Pidfile: "/p", StartTimeout: "1s", StopTimeout: "1s"}, wantErr: "start: required"},
+		{name: "relative pidfile", mod: Service{State: "stopped", Backend: "process", Pidfile: "p", StartTimeout: "1s", StopTimeout: "1s"}, wantErr: "pidfile: \"p\" is not an absolute path"},
+		{name: "bad timeout", mod: Service{Name: "x", State: "started", Backend: "systemd", StartTimeout: "1s", StopTimeout: "x"}, wantErr: "stop_timeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			probes, alive := tt.probes, tt.alive
+			next := func(list *[]string) string {
+				s := (*list)[0]
+				if len(*list) > 1 {
+					*list = (*list)[1:]
+				}
+				return s
+			}
+			killed := false
+			c := enginetest.NewConn().
+				On(`^if kill -0 `, func(enginetest.Call) (engine.ExecResult, error) {
+					if killed {
+						return engine.ExecResult{Stdout: []byte("gone\n")}, nil
+					}
+					return engine.ExecResult{Stdout: []byte(next(&alive) + "\n")}, nil
+				}).
+				On(`^kill -KILL 42`, func(enginetest.Call) (engine.ExecResult, error) {
+					killed = true
+					return engine.ExecResult{}, nil
+				}).
+				On(`backend=`, func(enginetest.Call) (engine.ExecResult, error) {
+					return engine.ExecResult{Stdout: []byte(next(&probes))}, nil
+				}).
+				On(`^kill -TERM 42`, enginetest.Reply("", 0)).
+				On(`^e=\$\(mktemp\)`, enginetest.Reply("", 0))
+			r := moduletest.Run(&tt.mod, c, tt.dryRun, "")
+			r.CheckErr(t, tt.wantErr)
+			if tt.wantCmds != nil {
+				r.CheckCalls(t, tt.wantCmds...)
+			}
+			r.CheckChanges(t, tt.wantChanges...)
+			if tt.wantSummary != "" && r.Outcome.Summary != tt.wantSummary {
+				t.Errorf("summary = %q, want %q", r.Outcome.Summary, tt.wantSummary)
+			}
+			if tt.dryRun {
+				for _, c := range r.Calls {
+					if !strings.Contains(c.Cmd, "backend=") {
+						t.Errorf("plan ran a command that is not the probe: %q", c.Cmd)
+					}
+				}
+			}
+			if tt.name == "stop escalates to SIGKILL" {
+				var killed bool
+				for _, c := range r.Calls {
+					killed = killed || strings.HasPrefix(c.Cmd, "kill -KILL 42")
+				}
+				if !killed {
+					t.Errorf("no SIGKILL sent: %v", r.Calls)
+				}
+			}
+		})
+	}
+}
+
+func TestSystemd(t *testing.T) {
+	yes, no := true, false
+	unit := func(state string, enabled *bool) Service {
+		return Service{Name: "redis-server", State: state, Backend: "systemd", Enabled: enabled, StartTimeout: "1s", StopTimeout: "1s"}
+	}
+	tests := []struct {
+		name        string
+		mod         Service
+		probe       string
+		dryRun      bool
+		wantCmds    []string
+		wantChanges []string
+	}{
+		{"active", unit("started", &yes), "backend=systemd\nactive=active\nenabled=enabled\n", false, []string{`^echo backend=systemd; echo active=\$\(systemctl is-active -- redis-server 2>/dev/null\); echo enabled=`}, nil},
+		{"start plan", unit("started", nil), "backend=systemd\nactive=inactive\nenabled=disabled\n", true, []string{`^echo backend=systemd`}, []string{"start redis-server"}},
+		{"start and enable", unit("started", &yes), "backend=systemd\nactive=failed\nenabled=disabled\n", false, []string{`^echo backend=systemd`, `^systemctl enable -- redis-server$`, `^systemctl start -- redis-server$`}, []string{"enable redis-server", "start redis-server"}},
+		{"static unit", unit("started", &yes), "backend=systemd\nactive=active\nenabled=static\n", false, []string{`^echo backend=systemd`}, nil},
+		{"stop and disable", unit("stopped", &no), "backend=systemd\nactive=active\nenabled=enabled\n", false, []string{`^echo`, `^systemctl disable -- redis-server$`, `^systemctl stop -- redis-server$`}, []string{"disable redis-server", "stop redis-server"}},
+		{"restart", unit("restarted", nil), "backend=systemd\nactive=active\nenabled=enabled\n", false, []string{`^echo`, `^systemctl restart -- redis-server$`}, []string{"restart redis-server"}},
+		{"auto picks systemd", Service{Name: "redis-server", State: "started", Backend: "auto", Pidfile: "/run/r.pid", Start: "redis-server", StartTimeout: "1s", StopTimeout: "1s"}, "backend=systemd\nactive=active\nenabled=enabled\n", false, []string{`^if \[ -d /run/systemd/system \]`}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := enginetest.NewConn().
+				On(`backend=`, enginetest.Reply(tt.probe, 0)).
+				On(`^systemctl `, enginetest.Reply("", 0))
+			r := moduletest.Run(&tt.mod, c, tt.dryRun, "")
+			r.CheckErr(t, "")
+			r.CheckCalls(t, tt.wantCmds...)
+			r.CheckChanges(t, tt.wantChanges...)
+		})
+	}
+}
+
+// TestProbeShell runs the process probe with the local shell against a real pidfile.
+func TestProbeShell(t *testing.T) {
+	dir := t.TempDir()
+	m := Service{Backend: "process", Pidfile: dir + "/p.pid"}
+	run := func() probe {
+		out, err := exec.Command("sh", "-c", m.ProbeCommand()).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return parseProbe(string(out))
+	}
+	if p := run(); p.pid != "" || p.alive || p.backend != "process" {
+		t.Errorf("no pidfile: %+v", p)
+	}
+	sleep := exec.Command("sleep", "60")
+	if err := sleep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer sleep.Wait()
+	defer sleep.Process.Kill()
+	if err := exec.Command("sh", "-c", "echo "+itoa(sleep.Process.Pid)+" > "+m.Pidfile).Run(); err != nil {
+		t.Fatal(err)
+	}
+	if p := run(); !p.alive || p.cmdline != "sleep 60" || p.pid != itoa(sleep.Process.Pid) {
+		t.Errorf("live process: %+v", p)
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
