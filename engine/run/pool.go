@@ -23,8 +23,9 @@ func (f ConnectorFunc) Connect(ctx context.Context, h *config.Host) (engine.Conn
 	return f(ctx, h)
 }
 
-// pool holds one connection per host for the whole run, made on first use.
-type pool struct {
+// Pool holds one connection per host for the whole run, made on first use. It implements
+// engine.Hosts.
+type Pool struct {
 	pb        *config.Playbook
 	connector Connector
 	mu        sync.Mutex
@@ -37,12 +38,13 @@ type slot struct {
 	err  error
 }
 
-func newPool(pb *config.Playbook, c Connector) *pool {
-	return &pool{pb: pb, connector: c, slots: map[string]*slot{}}
+// NewPool returns a pool that connects to pb's hosts with c. Close it when done.
+func NewPool(pb *config.Playbook, c Connector) *Pool {
+	return &Pool{pb: pb, connector: c, slots: map[string]*slot{}}
 }
 
 // Conn implements engine.Hosts.
-func (p *pool) Conn(ctx context.Context, name string) (engine.Conn, error) {
+func (p *Pool) Conn(ctx context.Context, name string) (engine.Conn, error) {
 	h, ok := p.pb.Host(name)
 	if !ok {
 		return nil, fmt.Errorf("unknown host %q", name)
@@ -61,7 +63,7 @@ func (p *pool) Conn(ctx context.Context, name string) (engine.Conn, error) {
 }
 
 // Lookup implements engine.Hosts.
-func (p *pool) Lookup(name string) (engine.Host, bool) {
+func (p *Pool) Lookup(name string) (engine.Host, bool) {
 	h, ok := p.pb.Host(name)
 	if !ok {
 		return engine.Host{}, false
@@ -69,7 +71,8 @@ func (p *pool) Lookup(name string) (engine.Host, bool) {
 	return engineHost(h), true
 }
 
-func (p *pool) closeAll() {
+// Close closes every connection the pool made.
+func (p *Pool) Close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, s := range p.slots {
@@ -91,4 +94,4 @@ func engineHost(h *config.Host) engine.Host {
 	return engine.Host{Name: h.Name, Address: h.Address, Vars: vars}
 }
 
-var _ engine.Hosts = (*pool)(nil)
+var _ engine.Hosts = (*Pool)(nil)

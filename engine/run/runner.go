@@ -48,7 +48,7 @@ type Options struct {
 type Runner struct {
 	pb   *config.Playbook
 	opts Options
-	pool *pool
+	pool *Pool
 
 	sinkMu sync.Mutex
 
@@ -73,7 +73,7 @@ func New(pb *config.Playbook, opts Options) *Runner {
 	return &Runner{
 		pb:       pb,
 		opts:     opts,
-		pool:     newPool(pb, opts.Connector),
+		pool:     NewPool(pb, opts.Connector),
 		failed:   map[string]bool{},
 		notified: map[string]map[string]bool{},
 		outputs:  map[string]map[string]cty.Value{},
@@ -85,7 +85,7 @@ func New(pb *config.Playbook, opts Options) *Runner {
 // Run executes the playbook and returns the recap. The error is non-nil when anything failed.
 func (r *Runner) Run(ctx context.Context) (*Recap, error) {
 	start := time.Now()
-	defer r.pool.closeAll()
+	defer r.pool.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 

@@ -1,0 +1,94 @@
+// Command runbook is a declarative runbook engine: it reads an HCL playbook and an inventory, shows
+// what would change on each host (plan) and makes it so over SSH (apply).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// exitError carries an exit status through cobra.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func main() {
+	os.Exit(Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Environ()))
+}
+
+// Main runs the CLI with the given arguments and streams and returns the exit status.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, environ []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	app := &app{stdin: stdin, stdout: stdout, stderr: stderr, environ: environ}
+	root := app.rootCommand()
+	root.SetArgs(normalizeArgs(args))
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	var ee exitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.code
+	default:
+		fmt.Fprintf(stderr, "Error: %s\n", err)
+		return 1
+	}
+}
+
+// normalizeArgs accepts Terraform-style single-dash long options (-var, -var-file, -limit, -json,
+// -forks) by turning them into the double-dash form cobra parses.
+func normalizeArgs(args []string) []string {
+	long := []string{"var", "var-file", "limit", "json", "forks", "detailed-exitcode", "fail-fast", "verbose", "check", "format", "lock-timeout"}
+	out := make([]string, 0, len(args))
+	for i, a := range args {
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		if strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") {
+			name, _, _ := strings.Cut(a[1:], "=")
+			for _, l := range long {
+				if name == l {
+					a = "-" + a
+					break
+				}
+			}
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+type app struct {
+	stdin   io.Reader
+	stdout  io.Writer
+	stderr  io.Writer
+	environ []string
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "runbook",
+		Short:         "Declarative runbooks over SSH: plan shows what would change, apply makes it so",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Long: `runbook reads a playbook (HCL) and an inventory of hosts, shows exactly what would change on
+each host (plan), and makes it so over SSH (apply): idempotent, in parallel, and a second apply
+changes nothing.`,
+	}
+	root.AddCommand(a.validateCommand(), a.planCommand(), a.applyCommand(), a.statusCommand(),
+		a.fmtCommand(), a.graphCommand(), a.helpModuleCommand(), a.versionCommand())
+	root.CompletionOptions.HiddenDefaultCmd = false
+	return root
+}
