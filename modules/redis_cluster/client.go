@@ -1,0 +1,230 @@
+package redis_cluster
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/runbook/runbook/engine"
+)
+
+// dialFunc opens a TCP connection to addr on behalf of the named inventory host.
+type dialFunc func(ctx context.Context, host, addr string) (net.Conn, error)
+
+// clients holds one plain go-redis client per declared instance for the length of a run.
+type clients struct {
+	insts   []Instance
+	clients []*redis.Client
+}
+
+func newClients(insts []Instance, dial dialFunc, password string, tlsCfg *tls.Config) *clients {
+	c := &clients{insts: insts}
+	for _, inst := range insts {
+		host := inst.Host
+		addr := net.JoinHostPort(inst.IP, strconv.Itoa(inst.Port))
+		dialer := func(ctx context.Context, network, a string) (net.Conn, error) {
+			conn, err := dial(ctx, host, a)
+			if err != nil || tlsCfg == nil {
+				return conn, err
+			}
+			cfg := tlsCfg.Clone()
+			if cfg.ServerName == "" {
+				cfg.ServerName = inst.IP
+			}
+			tc := tls.Client(conn, cfg)
+			if err := tc.HandshakeContext(ctx); err != nil {
+				conn.Close()
+				return nil, fmt.Errorf("tls handshake: %w", err)
+			}
+			return tc, nil
+		}
+		c.clients = append(c.clients, redis.NewClient(&redis.Options{
+			Addr:            addr,
+			Dialer:          dialer,
+			Password:        password,
+			Protocol:        2,
+			DialTimeout:     2 * time.Second,
+			ReadTimeout:     5 * time.Second,
+			WriteTimeout:    5 * time.Second,
+			MaxRetries:      -1,
+			PoolSize:        2,
+			DisableIdentity: true,
+		}))
+	}
+	return c
+}
+
+func (c *clients) close() {
+	for _, cl := range c.clients {
+		cl.Close()
+	}
+}
+
+// do runs one command on instance i.
+func (c *clients) do(ctx context.Context, i int, args ...any) (any, error) {
+	v, err := c.clients[i].Do(ctx, args...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s: %w", c.insts[i].Name(), cmdName(args), err)
+	}
+	return v, nil
+}
+
+func (c *clients) text(ctx context.Context, i int, args ...any) (string, error) {
+	v, err := c.do(ctx, i, args...)
+	if err != nil {
+		return "", err
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", fmt.Errorf("%s: %s: unexpected reply %T", c.insts[i].Name(), cmdName(args), v)
+	}
+	return s, nil
+}
+
+func cmdName(args []any) string {
+	var parts []string
+	for i, a := range args {
+		if i >= 2 {
+			break
+		}
+		parts = append(parts, strings.ToUpper(fmt.Sprint(a)))
+	}
+	return strings.Join(parts, " ")
+}
+
+// observe asks one instance for everything the planner needs.
+func (c *clients) observe(ctx context.Context, i int) Observation {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var o Observation
+	info, err := c.text(ctx, i, "INFO", "cluster")
+	if err != nil {
+		o.Err = err
+		return o
+	}
+	o.ClusterEnabled = ParseInfo(info)["cluster_enabled"] == "1"
+	if keys, err := c.do(ctx, i, "DBSIZE"); err == nil {
+		o.Keys, _ = keys.(int64)
+	} else {
+		o.Err = err
+		return o
+	}
+	repl, err := c.text(ctx, i, "INFO", "replication")
+	if err != nil {
+		o.Err = err
+		return o
+	}
+	ri := ParseInfo(repl)
+	o.Role = ri["role"]
+	o.LinkUp = ri["master_link_status"] == "up"
+	off := ri["master_repl_offset"]
+	if o.Role == "slave" {
+		off = ri["slave_repl_offset"]
+	}
+	o.Offset, _ = strconv.ParseInt(off, 10, 64)
+	if !o.ClusterEnabled {
+		return o
+	}
+	nodes, err := c.text(ctx, i, "CLUSTER", "NODES")
+	if err != nil {
+		o.Err = err
+		return o
+	}
+	if o.Nodes, err = ParseClusterNodes(nodes); err != nil {
+		o.Err = fmt.Errorf("%s: %w", c.insts[i].Name(), err)
+		return o
+	}
+	ci, err := c.text(ctx, i, "CLUSTER", "INFO")
+	if err != nil {
+		o.Err = err
+		return o
+	}
+	o.ClusterInfo = ParseInfo(ci)
+	return o
+}
+
+// observeAll observes every instance in parallel.
+func (c *clients) observeAll(ctx context.Context) []Observation {
+	obs := make([]Observation, len(c.insts))
+	var wg sync.WaitGroup
+	for i := range c.insts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			obs[i] = c.observe(ctx, i)
+		}()
+	}
+	wg.Wait()
+	return obs
+}
+
+// parallel runs fn for each of idx concurrently and joins the errors.
+func parallel(idx []int, fn func(i int) error) error {
+	errs := make([]error, len(idx))
+	var wg sync.WaitGroup
+	for k, i := range idx {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[k] = fn(i)
+		}()
+	}
+	wg.Wait()
+	return joinErrs(errs)
+}
+
+func joinErrs(errs []error) error {
+	var msgs []string
+	var first error
+	for _, e := range errs {
+		if e != nil {
+			if first == nil {
+				first = e
+			}
+			msgs = append(msgs, e.Error())
+		}
+	}
+	if first == nil {
+		return nil
+	}
+	if len(msgs) == 1 {
+		return first
+	}
+	return fmt.Errorf("%s", strings.Join(msgs, "; "))
+}
+
+// loadTLS builds the client TLS configuration from the tls block.
+func loadTLS(t *engine.Target, b *TLSBlock) (*tls.Config, error) {
+	if b == nil {
+		return nil, nil
+	}
+	cfg := &tls.Config{ServerName: b.ServerName, MinVersion: tls.VersionTLS12}
+	if b.CAFile != "" {
+		pem, err := os.ReadFile(t.Path(b.CAFile))
+		if err != nil {
+			return nil, fmt.Errorf("read tls ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls ca_file %s holds no certificate", b.CAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	if b.CertFile != "" || b.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.Path(b.CertFile), t.Path(b.KeyFile))
+		if err != nil {
+			return nil, fmt.Errorf("load tls cert_file and key_file: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}

@@ -1,0 +1,209 @@
+package redis_cluster
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/runbook/runbook/engine"
+)
+
+// pollInterval is how often the module looks at the cluster while it waits for a condition.
+const pollInterval = 25 * time.Millisecond
+
+// executor runs planned steps against the live instances.
+type executor struct {
+	t   *engine.Target
+	c   *clients
+	top *Topology
+	// stepTimeout bounds each wait inside a step.
+	stepTimeout time.Duration
+}
+
+func (e *executor) name(i int) string { return e.top.Instances[i].Name() }
+
+// run performs one step inside Target.Change, so plan records it and apply does it.
+func (e *executor) run(ctx context.Context, s Step) error {
+	return e.t.Change(ctx, engine.Change{Summary: s.Summary}, func(ctx context.Context) error {
+		return e.do(ctx, s)
+	})
+}
+
+func (e *executor) do(ctx context.Context, s Step) error {
+	switch s.Kind {
+	case StepAddSlots:
+		args := []any{"CLUSTER", "ADDSLOTSRANGE"}
+		for _, r := range s.Slots {
+			args = append(args, r.Start, r.End)
+		}
+		_, err := e.c.do(ctx, s.Inst, args...)
+		return err
+	case StepSetEpoch:
+		epochs := map[int]int64{}
+		for k, i := range s.Insts {
+			epochs[i] = s.Epochs[k]
+		}
+		return parallel(s.Insts, func(i int) error {
+			_, err := e.c.do(ctx, i, "CLUSTER", "SET-CONFIG-EPOCH", epochs[i])
+			return err
+		})
+	case StepMeet:
+		peer := e.top.Instances[s.Peer]
+		return parallel(s.Insts, func(i int) error {
+			_, err := e.c.do(ctx, i, "CLUSTER", "MEET", peer.IP, peer.Port)
+			return err
+		})
+	case StepForget:
+		return parallel(s.Insts, func(i int) error {
+			_, err := e.c.do(ctx, i, "CLUSTER", "FORGET", s.NodeID)
+			if err != nil && strings.Contains(err.Error(), "Unknown node") {
+				return nil
+			}
+			if err != nil && strings.Contains(err.Error(), "forget my master") {
+				e.t.Logf("%s still follows %s; it is moved first and forgotten on the next round", e.name(i), shortID(s.NodeID))
+				return nil
+			}
+			return err
+		})
+	case StepPromote:
+		return e.promote(ctx, s)
+	case StepReplicate:
+		if err := e.t.Poll(ctx, fmt.Sprintf("%s to learn of %s", e.name(s.Inst), shortID(s.NodeID)), pollInterval, e.stepTimeout,
+			func(ctx context.Context) (bool, error) {
+				n, err := e.nodeSeenBy(ctx, s.Inst, s.NodeID)
+				return err == nil && n != nil && n.IsMaster(), nil
+			}); err != nil {
+			return err
+		}
+		_, err := e.c.do(ctx, s.Inst, "CLUSTER", "REPLICATE", s.NodeID)
+		return err
+	case StepFailover:
+		return e.failover(ctx, s)
+	}
+	return fmt.Errorf("unknown step kind %d", s.Kind)
+}
+
+// nodeSeenBy returns the line of node id in instance i's CLUSTER NODES, nil when it is unknown or
+// still in handshake.
+func (e *executor) nodeSeenBy(ctx context.Context, i int, id string) (*Node, error) {
+	text, err := e.c.text(ctx, i, "CLUSTER", "NODES")
+	if err != nil {
+		return nil, err
+	}
+	nodes, err := ParseClusterNodes(text)
+	if err != nil {
+		return nil, err
+	}
+	for k := range nodes {
+		if nodes[k].ID == id && !nodes[k].Flags.Has(FlagHandshake) {
+			return &nodes[k], nil
+		}
+	}
+	return nil, nil
+}
+
+func (e *executor) myself(ctx context.Context, i int) (*Node, error) {
+	text, err := e.c.text(ctx, i, "CLUSTER", "NODES")
+	if err != nil {
+		return nil, err
+	}
+	nodes, err := ParseClusterNodes(text)
+	if err != nil {
+		return nil, err
+	}
+	for k := range nodes {
+		if nodes[k].Flags.Has(FlagMyself) {
+			return &nodes[k], nil
+		}
+	}
+	return nil, fmt.Errorf("%s: no myself line in CLUSTER NODES", e.name(i))
+}
+
+// ownsAll reports whether n is a master owning every slot of want.
+func ownsAll(n *Node, want []SlotRange) bool {
+	if !n.IsMaster() {
+		return false
+	}
+	for _, w := range want {
+		covered := false
+		for _, r := range n.Slots {
+			if r.Start <= w.Start && r.End >= w.End {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			return false
+		}
+	}
+	return true
+}
+
+// promote elects a replica of a dead master with CLUSTER FAILOVER FORCE (or TAKEOVER) and waits
+// until it owns the dead master's slots (or another replica won the election for them).
+func (e *executor) promote(ctx context.Context, s Step) error {
+	if _, err := e.c.do(ctx, s.Inst, "CLUSTER", "FAILOVER", s.Option); err != nil {
+		return err
+	}
+	last := time.Now()
+	return e.t.Poll(ctx, fmt.Sprintf("%s to take slots %s", e.name(s.Inst), FormatRanges(s.Slots)), pollInterval, e.stepTimeout,
+		func(ctx context.Context) (bool, error) {
+			me, err := e.myself(ctx, s.Inst)
+			if err != nil {
+				return false, nil
+			}
+			if ownsAll(me, s.Slots) {
+				return true, nil
+			}
+			if !me.IsMaster() && me.MasterID != s.NodeID && me.MasterID != "" {
+				// A sibling won the election; the slots have a live owner again.
+				if n, err := e.nodeSeenBy(ctx, s.Inst, me.MasterID); err == nil && n != nil && ownsAll(n, s.Slots) && !n.Failing() {
+					return true, nil
+				}
+			}
+			if time.Since(last) > 3*time.Second {
+				last = time.Now()
+				_, _ = e.c.do(ctx, s.Inst, "CLUSTER", "FAILOVER", s.Option)
+			}
+			return false, nil
+		})
+}
+
+// failover moves a shard's master role to a synced replica with a safe CLUSTER FAILOVER and waits
+// for the role switch.
+func (e *executor) failover(ctx context.Context, s Step) error {
+	if err := e.t.Poll(ctx, fmt.Sprintf("%s to sync with its master", e.name(s.Inst)), pollInterval, e.stepTimeout,
+		func(ctx context.Context) (bool, error) {
+			repl, err := e.c.text(ctx, s.Inst, "INFO", "replication")
+			if err != nil {
+				return false, nil
+			}
+			me, err := e.myself(ctx, s.Inst)
+			if err != nil {
+				return false, nil
+			}
+			return ParseInfo(repl)["master_link_status"] == "up" && me.MasterID == s.NodeID, nil
+		}); err != nil {
+		return err
+	}
+	if _, err := e.c.do(ctx, s.Inst, "CLUSTER", "FAILOVER"); err != nil {
+		return err
+	}
+	last := time.Now()
+	return e.t.Poll(ctx, fmt.Sprintf("%s to become master", e.name(s.Inst)), pollInterval, e.stepTimeout,
+		func(ctx context.Context) (bool, error) {
+			me, err := e.myself(ctx, s.Inst)
+			if err != nil {
+				return false, nil
+			}
+			if me.IsMaster() && len(me.Slots) > 0 {
+				return true, nil
+			}
+			if time.Since(last) > 6*time.Second {
+				last = time.Now()
+				_, _ = e.c.do(ctx, s.Inst, "CLUSTER", "FAILOVER")
+			}
+			return false, nil
+		})
+}

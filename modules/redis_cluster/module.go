@@ -1,0 +1,393 @@
+// Package redis_cluster is the redis_cluster module: it declares the layout of a Redis Cluster
+// (which instances, how many replicas per master, which failure zones) and converges the live
+// cluster to it, creating it from empty instances or repairing it after hosts failed and came
+// back. It observes CLUSTER NODES, CLUSTER INFO and INFO on every instance, plans with a pure
+// function, and performs each step (CLUSTER ADDSLOTSRANGE, MEET, REPLICATE, FAILOVER, FORGET)
+// through Target.Change so that plan shows exactly what apply does.
+package redis_cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbook/runbook/engine"
+)
+
+// Config is the redis_cluster block of a task.
+type Config struct {
+	Instances     []InstanceConfig  `hcl:"instances,attr" doc:"The redis-server instances of the cluster, a list of objects { host = inventory host name, port = number }. Each is reached at its host's inventory address."`
+	Replicas      *int              `hcl:"replicas,optional" doc:"Number of replicas per master (default 1). The number of masters is the number of instances divided by replicas + 1; instances left over become extra replicas."`
+	Zones         map[string]string `hcl:"zones,optional" doc:"Optional map of host name to failure zone. Replicas are placed in zones other than their master's and their siblings' where possible. Without it, a host variable named zone is used when present."`
+	Password      string            `hcl:"password,optional" doc:"Optional password of the instances (sensitive). It is sent only with AUTH and is redacted from all output. Replicas need masterauth set in their configuration to sync."`
+	TLS           *TLSBlock         `hcl:"tls,block" doc:"Optional TLS settings for connecting to the instances."`
+	Connect       string            `hcl:"connect,optional" doc:"How to reach the instances: \"ssh\" (default) opens each connection through the SSH connection of the instance's host, so no route to the Redis ports is needed; \"direct\" uses plain TCP from where runbook runs."`
+	AllowTakeover bool              `hcl:"allow_takeover,optional" doc:"Allow CLUSTER FAILOVER TAKEOVER when fewer than a majority of masters is alive (default false: refuse). A takeover bypasses the cluster's election and can lose writes; use it only when the dead masters are gone for good."`
+	Timeout       string            `hcl:"timeout,optional" doc:"Overall bound for converging, a duration such as \"2m\" (default 5m)."`
+	Mode          string            `hcl:"mode,optional" doc:"\"converge\" (default) brings the cluster to the declared layout. \"prepare\" only promotes a replica of every slot owner that is down (CLUSTER FAILOVER FORCE) and changes nothing else; run it before starting redis-server on a host whose disk was wiped."`
+}
+
+// InstanceConfig is one element of instances.
+type InstanceConfig struct {
+	Host string `cty:"host" doc:"Inventory host name."`
+	Port int    `cty:"port" doc:"Client port of the redis-server on that host."`
+}
+
+// TLSBlock is the tls block.
+type TLSBlock struct {
+	CAFile     string `hcl:"ca_file,optional" doc:"PEM file of the certificate authorities that sign the servers' certificates (default: the system's)."`
+	CertFile   string `hcl:"cert_file,optional" doc:"PEM client certificate, when the servers require one (tls-auth-clients)."`
+	KeyFile    string `hcl:"key_file,optional" doc:"PEM private key of cert_file."`
+	ServerName string `hcl:"server_name,optional" doc:"Name to verify in the servers' certificates (default: the instance address)."`
+}
+
+// Info describes the module for the registry.
+func Info() engine.ModuleInfo {
+	return engine.ModuleInfo{
+		Name:    "redis_cluster",
+		Summary: "declare a Redis Cluster layout and converge to it (create, repair, rebalance)",
+		Doc:     moduleDoc,
+		Example: moduleExample,
+		New:     func() engine.Module { return &Config{} },
+		RunOnce: true,
+	}
+}
+
+const moduleDoc = `redis_cluster declares the layout of a Redis Cluster and converges the running instances to it.
+The task runs once for the whole group.
+
+Layout rules, applied exactly and deterministically: masters are spread over the hosts first (each
+host holds its share); each master's replicas sit on other hosts, sibling replicas on distinct
+hosts, and in other zones when zones are given. Existing roles are kept whenever they obey these
+rules. A warning says when the hosts cannot give perfect anti-affinity.
+
+**Create.** When no instance is part of a cluster, every instance must be reachable, have
+cluster-enabled yes, hold no keys and know only itself. Slots are assigned (ADDSLOTSRANGE), config
+epochs set, the instances meet, and replicas are attached. The task is done when cluster_state is ok
+on every instance, all 16384 slots are covered, every instance agrees on the layout and every
+replica reports master_link_status:up.
+
+**Converge.** After host failures: a replica of every slot owner that is down, failed or without
+address is promoted (CLUSTER FAILOVER FORCE, the replica with the highest replication offset) before
+anything else; old node IDs are forgotten on every live instance; new empty instances meet the
+cluster and become replicas so that every master has its replicas on other hosts; then safe CLUSTER
+FAILOVERs restore one share of masters on every host. A host back with its disk intact rejoins and
+its masters are moved back. Converge stops with an error (after promoting) while a declared instance
+is unreachable.
+
+**Refusals.** Nothing is changed, and the error says why, when some slots have no live copy, fewer
+than a majority of masters is alive (unless allow_takeover), an instance that should be empty holds
+keys, an instance belongs to another cluster, or slots are migrating.
+
+**mode = "prepare".** A host that comes back with an empty disk must not start redis-server while
+its old node still owns slots: the old master's replicas would sync from the empty instance and the
+shard's data would be wiped (the same happens with a master restarted without persistence). A
+playbook that replaces a host therefore runs this module with mode = "prepare" before starting
+redis-server there: it promotes a replica of every slot owner that is down and does nothing else.
+It needs no unreachable instance to be up, and is a no-op on a healthy cluster or when there is
+no cluster. Then start redis-server and run the module again in converge mode.
+
+` + "`runbook status`" + ` shows the live layout as a grid (hosts as columns), or as a dot or SVG diagram.`
+
+const moduleExample = `task "redis_cluster_prepare" {
+  on = group.redis
+  redis_cluster {
+    instances = [for h in ["node1", "node2", "node3"] : [for p in [6379, 6380, 6381] : { host = h, port = p }]]...
+    replicas  = 2
+    mode      = "prepare"
+  }
+}
+
+task "redis_cluster" {
+  on = group.redis
+  redis_cluster {
+    instances = [
+      { host = "node1", port = 6379 }, { host = "node1", port = 6380 }, { host = "node1", port = 6381 },
+      { host = "node2", port = 6379 }, { host = "node2", port = 6380 }, { host = "node2", port = 6381 },
+      { host = "node3", port = 6379 }, { host = "node3", port = 6380 }, { host = "node3", port = 6381 },
+    ]
+    replicas = 2
+    zones    = { node1 = "a", node2 = "b", node3 = "c" }
+    timeout  = "2m"
+  }
+}`
+
+// Validate checks the configuration before any host is touched.
+func (c *Config) Validate() error {
+	var errs []error
+	if len(c.Instances) == 0 {
+		errs = append(errs, errors.New("instances: at least one instance is required"))
+	}
+	seen := map[string]bool{}
+	for i, in := range c.Instances {
+		if in.Host == "" {
+			errs = append(errs, fmt.Errorf("instances[%d]: host is required", i))
+		}
+		if in.Port < 1 || in.Port > 55535 {
+			errs = append(errs, fmt.Errorf("instances[%d]: port %d out of range 1-55535 (the cluster bus uses port + 10000)", i, in.Port))
+		}
+		k := fmt.Sprintf("%s:%d", in.Host, in.Port)
+		if seen[k] {
+			errs = append(errs, fmt.Errorf("instances[%d]: %s is declared twice", i, k))
+		}
+		seen[k] = true
+	}
+	r := c.replicas()
+	if r < 0 {
+		errs = append(errs, fmt.Errorf("replicas: %d is negative", r))
+	} else if len(c.Instances) > 0 && len(c.Instances)/(r+1) < 1 {
+		errs = append(errs, fmt.Errorf("replicas: %d instances cannot hold one master with %d replicas", len(c.Instances), r))
+	}
+	switch c.Connect {
+	case "", "ssh", "direct":
+	default:
+		errs = append(errs, fmt.Errorf("connect: %q is not \"ssh\" or \"direct\"", c.Connect))
+	}
+	switch c.Mode {
+	case "", ModeConverge, ModePrepare:
+	default:
+		errs = append(errs, fmt.Errorf("mode: %q is not \"converge\" or \"prepare\"", c.Mode))
+	}
+	if _, err := c.timeout(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.TLS != nil && (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		errs = append(errs, errors.New("tls: cert_file and key_file go together"))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) replicas() int {
+	if c.Replicas == nil {
+		return 1
+	}
+	return *c.Replicas
+}
+
+func (c *Config) timeout() (time.Duration, error) {
+	if c.Timeout == "" {
+		return 5 * time.Minute, nil
+	}
+	d, err := time.ParseDuration(c.Timeout)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("timeout: %q is not a positive duration such as \"2m\"", c.Timeout)
+	}
+	return d, nil
+}
+
+func (c *Config) desired() Desired {
+	mode := c.Mode
+	if mode == "" {
+		mode = ModeConverge
+	}
+	return Desired{Replicas: c.replicas(), AllowTakeover: c.AllowTakeover, Mode: mode}
+}
+
+// session is what one Run or Status needs: the declared instances and a client for each.
+type session struct {
+	insts []Instance
+	c     *clients
+}
+
+func (c *Config) open(ctx context.Context, t *engine.Target) (*session, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	hosts := t.Hosts()
+	if hosts == nil {
+		return nil, errors.New("redis_cluster needs access to the inventory hosts, the engine gave none")
+	}
+	t.Secrets().Add(c.Password)
+	var insts []Instance
+	for _, ic := range c.Instances {
+		h, ok := hosts.Lookup(ic.Host)
+		if !ok {
+			return nil, fmt.Errorf("instances: host %q is not in the inventory", ic.Host)
+		}
+		ip := h.Address
+		if net.ParseIP(ip) == nil {
+			addrs, err := net.DefaultResolver.LookupHost(ctx, ip)
+			if err != nil || len(addrs) == 0 {
+				return nil, fmt.Errorf("resolve address %q of host %s (the cluster needs IP addresses): %w", ip, ic.Host, err)
+			}
+			ip = addrs[0]
+		}
+		zone := c.Zones[ic.Host]
+		if zone == "" && c.Zones == nil {
+			zone = h.Vars["zone"]
+		}
+		insts = append(insts, Instance{Host: ic.Host, Port: ic.Port, IP: ip, Zone: zone})
+	}
+	tlsCfg, err := loadTLS(t, c.TLS)
+	if err != nil {
+		return nil, err
+	}
+	var dial dialFunc
+	if c.Connect == "direct" {
+		var d net.Dialer
+		dial = func(ctx context.Context, _, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	} else {
+		dial = func(ctx context.Context, host, addr string) (net.Conn, error) {
+			conn, err := hosts.Conn(ctx, host)
+			if err != nil {
+				return nil, fmt.Errorf("connect to host %s: %w", host, err)
+			}
+			return conn.DialContext(ctx, "tcp", addr)
+		}
+	}
+	return &session{insts: insts, c: newClients(insts, dial, c.Password, tlsCfg)}, nil
+}
+
+// Run observes the cluster, plans, and (in apply mode) executes the plan, re-observing and
+// re-planning until the cluster has converged or the timeout ends.
+func (c *Config) Run(ctx context.Context, t *engine.Target) (engine.Outcome, error) {
+	s, err := c.open(ctx, t)
+	if err != nil {
+		return engine.Outcome{}, err
+	}
+	defer s.c.close()
+	timeout, _ := c.timeout()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	d := c.desired()
+	created := false
+	for round := 0; ; round++ {
+		top := Analyze(s.insts, s.c.observeAll(ctx))
+		plan, err := PlanSteps(top, d)
+		if err != nil {
+			if round > 0 && IsRefusal(err) {
+				return engine.Outcome{}, fmt.Errorf("after %d rounds of changes: %w", round, err)
+			}
+			return engine.Outcome{}, err
+		}
+		for _, w := range plan.Warnings {
+			t.Logf("warning: %s", w)
+		}
+		created = created || plan.Create
+		ex := &executor{t: t, c: s.c, top: top, stepTimeout: 30 * time.Second}
+		if t.DryRun() {
+			for _, st := range plan.Steps {
+				if err := ex.run(ctx, st); err != nil {
+					return engine.Outcome{}, err
+				}
+			}
+			if len(plan.Blocked) > 0 {
+				return engine.Outcome{}, blockedErr(plan.Blocked)
+			}
+			return engine.Outcome{Summary: summary(top, plan, d, len(plan.Steps))}, nil
+		}
+		for _, st := range plan.Steps {
+			if err := ex.run(ctx, st); err != nil {
+				return engine.Outcome{}, err
+			}
+		}
+		if len(plan.Blocked) > 0 {
+			return engine.Outcome{}, blockedErr(plan.Blocked)
+		}
+		if d.Mode == ModePrepare {
+			return engine.Outcome{Summary: summary(top, plan, d, len(t.Changes()))}, nil
+		}
+		if round >= 20 {
+			return engine.Outcome{}, fmt.Errorf("not converged after %d rounds of changes", round)
+		}
+		// Wait until the cluster settles: converged, or the same steps planned for a while (a
+		// transient state right after a change does not trigger a new round).
+		var last []string
+		settled := false
+		var pending string
+		var pendingSince time.Time
+		err = t.Poll(ctx, "the cluster to converge", pollInterval, timeout, func(ctx context.Context) (bool, error) {
+			top := Analyze(s.insts, s.c.observeAll(ctx))
+			last = Health(top)
+			p, perr := PlanSteps(top, d)
+			if len(last) == 0 {
+				settled = perr == nil && len(p.Steps) == 0
+				return true, nil
+			}
+			if perr != nil || len(p.Steps) == 0 {
+				pending = ""
+				return false, nil
+			}
+			key := stepsKey(p.Steps)
+			if key != pending {
+				pending, pendingSince = key, time.Now()
+				return false, nil
+			}
+			return time.Since(pendingSince) > time.Second, nil
+		})
+		if err != nil {
+			return engine.Outcome{}, fmt.Errorf("cluster not converged: %s: %w", strings.Join(last, "; "), err)
+		}
+		if settled {
+			top := Analyze(s.insts, s.c.observeAll(ctx))
+			return engine.Outcome{Summary: summary(top, &Plan{Create: created}, d, len(t.Changes())), Outputs: outputs(top)}, nil
+		}
+	}
+}
+
+func stepsKey(steps []Step) string {
+	var b strings.Builder
+	for _, s := range steps {
+		b.WriteString(s.Summary)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+func blockedErr(b []string) error {
+	return fmt.Errorf("cannot converge: %s; start them and run again (mode = \"prepare\" promotes replicas of their masters first)", strings.Join(b, ", "))
+}
+
+func summary(top *Topology, plan *Plan, d Desired, changes int) string {
+	if d.Mode == ModePrepare {
+		if changes == 0 {
+			return "no slot owner is down"
+		}
+		return fmt.Sprintf("promoted replicas of %d down masters", changes)
+	}
+	masters, replicas := 0, 0
+	for _, id := range top.IDs {
+		if m := top.Members[id]; m.Live && m.Master && len(m.Slots) > 0 {
+			masters++
+		} else if m.Live && !m.Master {
+			replicas++
+		}
+	}
+	verb := "cluster converged"
+	if plan.Create {
+		verb = "cluster created"
+	}
+	if changes == 0 {
+		verb = "cluster as declared"
+	}
+	if !top.Exists {
+		return fmt.Sprintf("%s: %d changes", verb, changes)
+	}
+	return fmt.Sprintf("%s: %d masters, %d replicas, %d changes", verb, masters, replicas, changes)
+}
+
+func outputs(top *Topology) map[string]cty.Value {
+	var masters []cty.Value
+	for _, id := range top.Masters() {
+		if m := top.Members[id]; m.Live {
+			masters = append(masters, cty.StringVal(top.Instances[m.Inst].Name()))
+		}
+	}
+	out := map[string]cty.Value{"masters": cty.ListValEmpty(cty.String)}
+	if len(masters) > 0 {
+		out["masters"] = cty.ListVal(masters)
+	}
+	return out
+}
+
+// Interface guards.
+var (
+	_ engine.Module         = (*Config)(nil)
+	_ engine.Validator      = (*Config)(nil)
+	_ engine.StatusReporter = (*Config)(nil)
+)

@@ -1,0 +1,426 @@
+package redis_cluster
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Modes of the module.
+const (
+	ModeConverge = "converge"
+	ModePrepare  = "prepare"
+)
+
+// Desired is the declared intent the planner converges to.
+type Desired struct {
+	Replicas      int
+	AllowTakeover bool
+	// Mode is ModeConverge or ModePrepare.
+	Mode string
+}
+
+// StepKind is the kind of one planned step.
+type StepKind int
+
+// Kinds of steps, in the order they run.
+const (
+	StepAddSlots StepKind = iota
+	StepSetEpoch
+	StepMeet
+	StepPromote
+	StepForget
+	StepReplicate
+	StepFailover
+)
+
+// Step is one administrative action on the cluster.
+type Step struct {
+	Kind StepKind
+	// Inst is the instance the command is sent to (for AddSlots, Promote, Replicate, Failover).
+	Inst int
+	// Insts are the instances the command is sent to (SetEpoch, Meet, Forget).
+	Insts []int
+	// Epochs are the config epochs for SetEpoch, one per Insts.
+	Epochs []int64
+	// Peer is the instance to meet (Meet).
+	Peer int
+	// NodeID is the master to replicate (Replicate), the node to forget (Forget), the master the
+	// slots are taken from (Promote, Failover).
+	NodeID string
+	// Slots are the slots to add (AddSlots) or to take over (Promote).
+	Slots []SlotRange
+	// Option is "FORCE" or "TAKEOVER" for Promote.
+	Option string
+	// Summary is the line shown by plan and apply.
+	Summary string
+}
+
+// Plan is the planner's answer: the steps in order, and warnings.
+type Plan struct {
+	// Create is true when the plan creates a new cluster.
+	Create   bool
+	Steps    []Step
+	Warnings []string
+	// Layout is the desired layout (nil in prepare mode).
+	Layout *Layout
+	// Blocked lists why converge cannot finish even after the steps (unreachable instances).
+	Blocked []string
+}
+
+// RefusalError is returned when the planner refuses to touch the cluster. Nothing has changed.
+type RefusalError struct {
+	Reasons []string
+}
+
+func (e *RefusalError) Error() string {
+	return "refusing to change the cluster, nothing changed: " + strings.Join(e.Reasons, "; ")
+}
+
+// IsRefusal reports whether err is a RefusalError.
+func IsRefusal(err error) bool {
+	var r *RefusalError
+	return errors.As(err, &r)
+}
+
+// PlanSteps computes the steps that take the observed topology to the desired one. It is pure: the
+// same topology always gives the same plan.
+func PlanSteps(top *Topology, d Desired) (*Plan, error) {
+	if d.Mode == "" {
+		d.Mode = ModeConverge
+	}
+	var refuse []string
+	for _, i := range top.Disabled {
+		refuse = append(refuse, fmt.Sprintf("%s has cluster support disabled (cluster-enabled no)", top.Instances[i].Name()))
+	}
+	if !top.Exists {
+		if d.Mode == ModePrepare {
+			return &Plan{}, nil
+		}
+		return planCreate(top, d, refuse)
+	}
+	return planConverge(top, d, refuse)
+}
+
+func planCreate(top *Topology, d Desired, refuse []string) (*Plan, error) {
+	insts := top.Instances
+	for _, i := range top.Unreachable {
+		refuse = append(refuse, fmt.Sprintf("%s is unreachable: %v", insts[i].Name(), top.Obs[i].Err))
+	}
+	for _, i := range top.Foreign {
+		refuse = append(refuse, fmt.Sprintf("%s belongs to another cluster (it knows %d nodes)", insts[i].Name(), len(top.Obs[i].Nodes)))
+	}
+	for i := range top.Obs {
+		if o := &top.Obs[i]; o.Reachable() && o.Keys > 0 {
+			refuse = append(refuse, fmt.Sprintf("%s should be empty but holds %d keys", insts[i].Name(), o.Keys))
+		}
+	}
+	m := len(insts) / (d.Replicas + 1)
+	if m < 1 {
+		refuse = append(refuse, fmt.Sprintf("%d instances cannot hold a master with %d replicas", len(insts), d.Replicas))
+	}
+	if len(refuse) > 0 {
+		return nil, &RefusalError{Reasons: refuse}
+	}
+	free := make([]int, len(insts))
+	for i := range free {
+		free[i] = i
+	}
+	shards := make([]ShardSpec, m)
+	for i := range shards {
+		shards[i].Master = -1
+	}
+	layout := Place(PlaceInput{Instances: insts, Shards: shards, Free: free, Replicas: d.Replicas})
+	ranges := SplitSlots(m)
+	p := &Plan{Create: true, Layout: &layout, Warnings: layout.Warnings}
+	for s, sh := range layout.Shards {
+		me := top.Obs[sh.Master].Myself()
+		want := []SlotRange{ranges[s]}
+		if len(me.Slots) > 0 {
+			if FormatRanges(me.Slots) != FormatRanges(want) {
+				refuse = append(refuse, fmt.Sprintf("%s holds slots %s but should get %s", insts[sh.Master].Name(), FormatRanges(me.Slots), FormatRanges(want)))
+			}
+			continue
+		}
+		p.Steps = append(p.Steps, Step{Kind: StepAddSlots, Inst: sh.Master, Slots: want,
+			Summary: fmt.Sprintf("add slots %s to %s", FormatRanges(want), insts[sh.Master].Name())})
+	}
+	for _, i := range top.Alone {
+		isMaster := false
+		for _, sh := range layout.Shards {
+			isMaster = isMaster || sh.Master == i
+		}
+		if !isMaster {
+			refuse = append(refuse, fmt.Sprintf("%s holds slots %s but should be a replica", insts[i].Name(), FormatRanges(top.Obs[i].Myself().Slots)))
+		}
+	}
+	if len(refuse) > 0 {
+		return nil, &RefusalError{Reasons: refuse}
+	}
+	ep := Step{Kind: StepSetEpoch}
+	for i := range insts {
+		if top.Obs[i].Myself().ConfigEpoch == 0 {
+			ep.Insts = append(ep.Insts, i)
+			ep.Epochs = append(ep.Epochs, int64(i+1))
+		}
+	}
+	if len(ep.Insts) > 0 {
+		ep.Summary = fmt.Sprintf("set config epochs 1-%d on %d instances", len(insts), len(ep.Insts))
+		p.Steps = append(p.Steps, ep)
+	}
+	meet := Step{Kind: StepMeet, Peer: 0}
+	for i := 1; i < len(insts); i++ {
+		meet.Insts = append(meet.Insts, i)
+	}
+	if len(meet.Insts) > 0 {
+		meet.Summary = fmt.Sprintf("meet %d instances with %s", len(meet.Insts), insts[0].Name())
+		p.Steps = append(p.Steps, meet)
+	}
+	for _, sh := range layout.Shards {
+		mid := top.Obs[sh.Master].Myself().ID
+		for _, r := range sh.Replicas {
+			p.Steps = append(p.Steps, Step{Kind: StepReplicate, Inst: r, NodeID: mid,
+				Summary: fmt.Sprintf("%s replicates %s", insts[r].Name(), insts[sh.Master].Name())})
+		}
+	}
+	return p, nil
+}
+
+func planConverge(top *Topology, d Desired, refuse []string) (*Plan, error) {
+	insts := top.Instances
+	for _, i := range top.Foreign {
+		refuse = append(refuse, fmt.Sprintf("%s belongs to another cluster (it knows %d nodes, none of this cluster)", insts[i].Name(), len(top.Obs[i].Nodes)))
+	}
+	for _, i := range top.Alone {
+		refuse = append(refuse, fmt.Sprintf("%s holds slots %s but is not part of the cluster", insts[i].Name(), FormatRanges(top.Obs[i].Myself().Slots)))
+	}
+	refuse = append(refuse, top.Open...)
+	if u := top.Uncovered(); len(u) > 0 {
+		refuse = append(refuse, fmt.Sprintf("slots %s have no owner", FormatRanges(u)))
+	}
+	masters := top.Masters()
+	alive := 0
+	var noCopy []string
+	promote := map[string]string{} // dead owner -> replica to promote
+	for _, id := range masters {
+		m := top.Members[id]
+		switch {
+		case m.Live:
+			alive++
+		case m.Dead:
+			reps := top.ReplicasOf(id)
+			if len(reps) == 0 {
+				noCopy = append(noCopy, fmt.Sprintf("%s (owned by %s)", FormatRanges(m.Slots), top.Name(id)))
+				continue
+			}
+			promote[id] = reps[0]
+		default:
+			refuse = append(refuse, fmt.Sprintf("node %s owns slots %s but is not a declared instance", top.Name(id), FormatRanges(m.Slots)))
+		}
+	}
+	if len(noCopy) > 0 {
+		refuse = append(refuse, "slots have no live copy: "+strings.Join(noCopy, ", "))
+	}
+	option := "FORCE"
+	if len(promote) > 0 && alive*2 <= len(masters) {
+		if !d.AllowTakeover {
+			refuse = append(refuse, fmt.Sprintf("only %d of %d masters are alive, no majority to elect replicas (set allow_takeover = true to force it)", alive, len(masters)))
+		}
+		option = "TAKEOVER"
+	}
+	for _, i := range top.Fresh {
+		if o := &top.Obs[i]; o.Keys > 0 {
+			refuse = append(refuse, fmt.Sprintf("%s should be empty but holds %d keys", insts[i].Name(), o.Keys))
+		}
+	}
+	owner := map[string]bool{}
+	for _, id := range masters {
+		owner[id] = true
+	}
+	var free []int
+	for _, id := range top.IDs {
+		m := top.Members[id]
+		if !m.Live {
+			continue
+		}
+		switch {
+		case m.Master && !owner[id]:
+			if k := top.Obs[m.Inst].Keys; k > 0 {
+				refuse = append(refuse, fmt.Sprintf("%s is a master without slots but holds %d keys", insts[m.Inst].Name(), k))
+			}
+			free = append(free, m.Inst)
+		case !m.Master && !owner[m.MasterID]:
+			free = append(free, m.Inst)
+		}
+	}
+	if len(refuse) > 0 {
+		return nil, &RefusalError{Reasons: refuse}
+	}
+	p := &Plan{}
+	for _, id := range masters {
+		c, ok := promote[id]
+		if !ok {
+			continue
+		}
+		ci := top.Members[c].Inst
+		p.Steps = append(p.Steps, Step{Kind: StepPromote, Inst: ci, NodeID: id, Slots: top.Members[id].Slots, Option: option,
+			Summary: fmt.Sprintf("failover %s to %s (master %s is down, slots %s)", option, insts[ci].Name(), top.Name(id), FormatRanges(top.Members[id].Slots))})
+	}
+	if d.Mode == ModePrepare {
+		return p, nil
+	}
+	for _, i := range top.Unreachable {
+		p.Blocked = append(p.Blocked, fmt.Sprintf("%s is unreachable", insts[i].Name()))
+	}
+	if len(p.Blocked) > 0 {
+		return p, nil
+	}
+	var live []int
+	for _, id := range top.IDs {
+		if m := top.Members[id]; m.Live {
+			live = append(live, m.Inst)
+		}
+	}
+	for _, id := range top.IDs {
+		if m := top.Members[id]; m.Dead {
+			p.Steps = append(p.Steps, Step{Kind: StepForget, NodeID: id, Insts: live,
+				Summary: fmt.Sprintf("forget %s on %d instances", top.Name(id), len(live))})
+		}
+	}
+	if len(live) == 0 {
+		return nil, &RefusalError{Reasons: []string{"no live member of the cluster"}}
+	}
+	for _, i := range top.Fresh {
+		p.Steps = append(p.Steps, Step{Kind: StepMeet, Insts: []int{i}, Peer: live[0],
+			Summary: fmt.Sprintf("%s meets the cluster through %s", insts[i].Name(), insts[live[0]].Name())})
+		free = append(free, i)
+	}
+	sort.Ints(free)
+	// Project the shards after promotion and place.
+	shards := make([]ShardSpec, len(masters))
+	masterID := make([]string, len(masters))
+	follow := map[int]int{} // instance -> shard it follows after promotion
+	for s, id := range masters {
+		mid := id
+		if c, ok := promote[id]; ok {
+			mid = c
+		}
+		masterID[s] = mid
+		shards[s].Master = top.Members[mid].Inst
+		for _, rid := range top.ReplicasOf(id) {
+			if rid != mid {
+				shards[s].Replicas = append(shards[s].Replicas, top.Members[rid].Inst)
+			}
+		}
+		if mid != id {
+			for _, rid := range top.ReplicasOf(mid) {
+				shards[s].Replicas = append(shards[s].Replicas, top.Members[rid].Inst)
+			}
+		}
+		for _, r := range shards[s].Replicas {
+			follow[r] = s
+		}
+	}
+	layout := Place(PlaceInput{Instances: insts, Shards: shards, Free: free, Replicas: d.Replicas})
+	p.Layout = &layout
+	p.Warnings = append(p.Warnings, layout.Warnings...)
+	for _, u := range top.Undeclared {
+		p.Warnings = append(p.Warnings, fmt.Sprintf("cluster member %s is not a declared instance; left alone", u))
+	}
+	var failovers []Step
+	for s, sh := range layout.Shards {
+		if sh.Master < 0 {
+			continue
+		}
+		cur := shards[s].Master
+		want := append([]int{}, sh.Replicas...)
+		if sh.Master != cur {
+			want = append([]int{sh.Master}, want...)
+			failovers = append(failovers, Step{Kind: StepFailover, Inst: sh.Master, NodeID: masterID[s],
+				Summary: fmt.Sprintf("failover to %s (takes slots %s from %s)", insts[sh.Master].Name(), FormatRanges(top.Members[masters[s]].Slots), insts[cur].Name())})
+		}
+		for _, r := range want {
+			if r == cur {
+				continue
+			}
+			if f, ok := follow[r]; ok && f == s {
+				continue
+			}
+			p.Steps = append(p.Steps, Step{Kind: StepReplicate, Inst: r, NodeID: masterID[s],
+				Summary: fmt.Sprintf("%s replicates %s", insts[r].Name(), insts[cur].Name())})
+		}
+	}
+	p.Steps = append(p.Steps, failovers...)
+	return p, nil
+}
+
+// Health lists why the cluster is not (yet) in its converged state: every declared instance a live
+// member, cluster_state ok and the same layout seen by every instance, all slots covered, every
+// replica's link up. An empty answer means converged.
+func Health(top *Topology) []string {
+	var out []string
+	insts := top.Instances
+	for _, i := range top.Unreachable {
+		out = append(out, fmt.Sprintf("%s is unreachable", insts[i].Name()))
+	}
+	for _, i := range top.Fresh {
+		out = append(out, fmt.Sprintf("%s is not in the cluster", insts[i].Name()))
+	}
+	if !top.Exists {
+		if len(out) == 0 {
+			out = append(out, "no cluster")
+		}
+		return out
+	}
+	if u := top.Uncovered(); len(u) > 0 {
+		out = append(out, fmt.Sprintf("slots %s are not covered", FormatRanges(u)))
+	}
+	live := map[string]bool{}
+	for _, id := range top.IDs {
+		m := top.Members[id]
+		if !m.Live {
+			out = append(out, fmt.Sprintf("%s is still known to the cluster", top.Name(id)))
+			continue
+		}
+		live[id] = true
+	}
+	for _, id := range top.IDs {
+		m := top.Members[id]
+		if !m.Live {
+			continue
+		}
+		o := &top.Obs[m.Inst]
+		name := insts[m.Inst].Name()
+		if st := o.ClusterInfo["cluster_state"]; st != "ok" {
+			out = append(out, fmt.Sprintf("%s reports cluster_state %s", name, st))
+		}
+		if !m.Master && !o.LinkUp {
+			out = append(out, fmt.Sprintf("%s is not synced with its master (master_link_status down)", name))
+		}
+		seen := 0
+		for _, n := range o.Nodes {
+			if n.Flags.Has(FlagHandshake) {
+				out = append(out, fmt.Sprintf("%s is still in handshake with %s", name, n.Addr()))
+				continue
+			}
+			other := top.Members[n.ID]
+			if other == nil || !live[n.ID] {
+				continue
+			}
+			seen++
+			if n.Failing() {
+				out = append(out, fmt.Sprintf("%s sees %s as %s", name, top.Name(n.ID), n.Flags))
+			}
+			if n.IsMaster() != other.Master || n.MasterID != other.MasterID {
+				out = append(out, fmt.Sprintf("%s does not yet agree on the role of %s", name, top.Name(n.ID)))
+			} else if n.IsMaster() && FormatRanges(n.Slots) != FormatRanges(other.Slots) {
+				out = append(out, fmt.Sprintf("%s does not yet agree on the slots of %s", name, top.Name(n.ID)))
+			}
+		}
+		if seen != len(live) {
+			out = append(out, fmt.Sprintf("%s knows %d of %d live nodes", name, seen, len(live)))
+		}
+	}
+	return out
+}

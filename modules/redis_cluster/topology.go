@@ -1,0 +1,389 @@
+package redis_cluster
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Observation is what one instance answered (or why it did not).
+type Observation struct {
+	// Err is why the instance could not be observed; nil when it answered.
+	Err            error
+	ClusterEnabled bool
+	Nodes          []Node
+	ClusterInfo    map[string]string
+	// Role is "master" or "slave" (INFO replication).
+	Role string
+	// LinkUp is master_link_status:up for a replica.
+	LinkUp bool
+	// Offset is the replication offset (slave_repl_offset for a replica).
+	Offset int64
+	// Keys is DBSIZE.
+	Keys int64
+}
+
+// Reachable reports whether the instance answered.
+func (o *Observation) Reachable() bool { return o.Err == nil }
+
+// Myself returns the node line flagged myself, or nil.
+func (o *Observation) Myself() *Node {
+	for i := range o.Nodes {
+		if o.Nodes[i].Flags.Has(FlagMyself) {
+			return &o.Nodes[i]
+		}
+	}
+	return nil
+}
+
+// Member is a node of the cluster, merged from every live instance's view.
+type Member struct {
+	ID string
+	// Inst is the declared instance that reports this node as itself, -1 when none does.
+	Inst int
+	// AddrInst is the declared instance at the node's address, -1 when none.
+	AddrInst int
+	Addr     string
+	Live     bool
+	// Dead is set for a node that no instance serves any more: unreachable, failed, without
+	// address, or replaced at its address by another node.
+	Dead     bool
+	Master   bool
+	MasterID string
+	Flags    Flags
+	Slots    []SlotRange
+}
+
+// Topology is the analysed state of all declared instances.
+type Topology struct {
+	Instances []Instance
+	Obs       []Observation
+	// Exists is true when a cluster (more than one node, or slots) exists among the instances.
+	Exists  bool
+	Members map[string]*Member
+	// IDs lists member IDs in a stable order.
+	IDs []string
+	// Fresh instances know only themselves and hold no slots.
+	Fresh []int
+	// Alone instances know only themselves but hold slots (a creation cut short).
+	Alone       []int
+	Foreign     []int
+	Disabled    []int
+	Unreachable []int
+	// Owner maps each slot to the ID of the master owning it ("" when none).
+	Owner [NumSlots]string
+	// Open lists migrating or importing slots.
+	Open []string
+	// Undeclared lists live members at addresses that are not declared instances.
+	Undeclared []string
+}
+
+// Analyze merges the observations of the declared instances into a Topology. It is pure.
+func Analyze(insts []Instance, obs []Observation) *Topology {
+	t := &Topology{Instances: insts, Obs: obs, Members: map[string]*Member{}}
+	idInst := map[string]int{}
+	uf := newUnionFind()
+	for i := range obs {
+		o := &obs[i]
+		if !o.Reachable() {
+			t.Unreachable = append(t.Unreachable, i)
+			continue
+		}
+		if !o.ClusterEnabled {
+			t.Disabled = append(t.Disabled, i)
+			continue
+		}
+		me := o.Myself()
+		if me == nil {
+			continue
+		}
+		idInst[me.ID] = i
+		uf.find(me.ID)
+		for _, n := range o.Nodes {
+			if !n.Flags.Has(FlagHandshake) {
+				uf.union(me.ID, n.ID)
+			}
+		}
+	}
+	// Components: pick the main one (most declared instances, then most nodes, then first).
+	type comp struct {
+		root  string
+		insts []int
+		size  int
+		slots bool
+	}
+	comps := map[string]*comp{}
+	var order []string
+	for i := range obs {
+		me := meID(&obs[i])
+		if me == "" || !obs[i].ClusterEnabled {
+			continue
+		}
+		r := uf.find(me)
+		c, ok := comps[r]
+		if !ok {
+			c = &comp{root: r}
+			comps[r] = c
+			order = append(order, r)
+		}
+		c.insts = append(c.insts, i)
+		if len(obs[i].Myself().Slots) > 0 {
+			c.slots = true
+		}
+	}
+	for id := range uf.parent {
+		if c, ok := comps[uf.find(id)]; ok {
+			c.size++
+		}
+	}
+	var main *comp
+	for _, r := range order {
+		c := comps[r]
+		if c.size < 2 {
+			continue
+		}
+		if main == nil || len(c.insts) > len(main.insts) || len(c.insts) == len(main.insts) && c.size > main.size {
+			main = c
+		}
+	}
+	for _, r := range order {
+		c := comps[r]
+		if c == main {
+			continue
+		}
+		for _, i := range c.insts {
+			switch {
+			case c.size >= 2:
+				t.Foreign = append(t.Foreign, i)
+			case c.slots:
+				t.Alone = append(t.Alone, i)
+			default:
+				t.Fresh = append(t.Fresh, i)
+			}
+		}
+	}
+	sort.Ints(t.Foreign)
+	sort.Ints(t.Alone)
+	sort.Ints(t.Fresh)
+	if main == nil {
+		return t
+	}
+	t.Exists = true
+	t.merge(main.insts, idInst)
+	return t
+}
+
+func meID(o *Observation) string {
+	if !o.Reachable() {
+		return ""
+	}
+	if me := o.Myself(); me != nil {
+		return me.ID
+	}
+	return ""
+}
+
+// merge builds the members of the main cluster from the views of its live instances.
+func (t *Topology) merge(live []int, idInst map[string]int) {
+	addrInst := map[string]int{}
+	for i, inst := range t.Instances {
+		addrInst[joinAddr(inst.IP, inst.Port)] = i
+	}
+	type claim struct {
+		epoch int64
+		id    string
+	}
+	var owner [NumSlots]claim
+	for _, i := range live {
+		for _, n := range t.Obs[i].Nodes {
+			if n.Flags.Has(FlagHandshake) {
+				continue
+			}
+			m, ok := t.Members[n.ID]
+			if !ok {
+				m = &Member{ID: n.ID, Inst: -1, AddrInst: -1}
+				t.Members[n.ID] = m
+				t.IDs = append(t.IDs, n.ID)
+			}
+			self := n.Flags.Has(FlagMyself)
+			if self || m.Addr == "" && n.Addr() != "" {
+				m.Addr = n.Addr()
+			}
+			if self {
+				m.Inst, m.Live = i, true
+				m.Master, m.MasterID = n.IsMaster(), n.MasterID
+			} else if !m.Live && m.Flags == 0 {
+				m.Master, m.MasterID = n.IsMaster(), n.MasterID
+			}
+			if !self {
+				m.Flags |= n.Flags & Flags(FlagFail|FlagPFail|FlagNoAddr)
+			}
+			for _, r := range n.Slots {
+				for s := r.Start; s <= r.End; s++ {
+					if owner[s].id == "" || n.ConfigEpoch > owner[s].epoch {
+						owner[s] = claim{n.ConfigEpoch, n.ID}
+					}
+				}
+			}
+			if len(n.Migrating) > 0 || len(n.Importing) > 0 {
+				t.Open = append(t.Open, fmt.Sprintf("%s sees open slots on %s", t.Instances[i].Name(), shortID(n.ID)))
+			}
+		}
+	}
+	for s := range owner {
+		t.Owner[s] = owner[s].id
+	}
+	// Slot ranges per member.
+	for s := 0; s < NumSlots; {
+		id := t.Owner[s]
+		e := s
+		for e+1 < NumSlots && t.Owner[e+1] == id {
+			e++
+		}
+		if id != "" {
+			t.Members[id].Slots = append(t.Members[id].Slots, SlotRange{s, e})
+		}
+		s = e + 1
+	}
+	fresh := map[int]bool{}
+	for _, i := range t.Fresh {
+		fresh[i] = true
+	}
+	for _, id := range t.IDs {
+		m := t.Members[id]
+		if i, ok := addrInst[m.Addr]; ok && m.Addr != "" {
+			m.AddrInst = i
+		}
+		if m.Live {
+			continue
+		}
+		switch {
+		case m.Flags.Has(FlagFail) || m.Flags.Has(FlagNoAddr) || m.Flags.Has(FlagPFail):
+			m.Dead = true
+		case m.AddrInst >= 0 && !t.Obs[m.AddrInst].Reachable():
+			m.Dead = true
+		case m.AddrInst >= 0 && meID(&t.Obs[m.AddrInst]) != id:
+			m.Dead = true // another node answers at its address
+		case m.AddrInst < 0:
+			t.Undeclared = append(t.Undeclared, fmt.Sprintf("%s (%s)", shortID(id), m.Addr))
+		}
+	}
+	sort.SliceStable(t.IDs, func(a, b int) bool {
+		ma, mb := t.Members[t.IDs[a]], t.Members[t.IDs[b]]
+		ka, kb := memberKey(ma), memberKey(mb)
+		if ka != kb {
+			return ka < kb
+		}
+		return ma.ID < mb.ID
+	})
+}
+
+func memberKey(m *Member) int {
+	if m.Inst >= 0 {
+		return m.Inst
+	}
+	if m.AddrInst >= 0 {
+		return 100000 + m.AddrInst
+	}
+	return 1 << 30
+}
+
+func joinAddr(ip string, port int) string {
+	if strings.Contains(ip, ":") {
+		return "[" + ip + "]:" + strconv.Itoa(port)
+	}
+	return ip + ":" + strconv.Itoa(port)
+}
+
+// Name describes a member for messages: the declared instance it is (or was) at, and its short ID.
+func (t *Topology) Name(id string) string {
+	m := t.Members[id]
+	if m == nil {
+		return shortID(id)
+	}
+	if m.Inst >= 0 {
+		return t.Instances[m.Inst].Name()
+	}
+	if m.AddrInst >= 0 {
+		return fmt.Sprintf("%s (old node %s)", t.Instances[m.AddrInst].Name(), shortID(id))
+	}
+	if m.Addr != "" {
+		return fmt.Sprintf("%s (%s)", shortID(id), m.Addr)
+	}
+	return shortID(id)
+}
+
+// Masters returns the IDs of members that own slots, ordered by their first slot.
+func (t *Topology) Masters() []string {
+	var out []string
+	seen := map[string]bool{}
+	for s := 0; s < NumSlots; s++ {
+		id := t.Owner[s]
+		if id != "" && !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// Uncovered returns the slot ranges no node owns.
+func (t *Topology) Uncovered() []SlotRange {
+	var out []SlotRange
+	for s := 0; s < NumSlots; s++ {
+		if t.Owner[s] == "" {
+			e := s
+			for e+1 < NumSlots && t.Owner[e+1] == "" {
+				e++
+			}
+			out = append(out, SlotRange{s, e})
+			s = e
+		}
+	}
+	return out
+}
+
+// ReplicasOf returns the live members that follow master id, best first (highest offset).
+func (t *Topology) ReplicasOf(id string) []string {
+	var out []string
+	for _, rid := range t.IDs {
+		m := t.Members[rid]
+		if m.Live && !m.Master && m.MasterID == id {
+			out = append(out, rid)
+		}
+	}
+	sort.SliceStable(out, func(a, b int) bool {
+		oa, ob := t.Obs[t.Members[out[a]].Inst].Offset, t.Obs[t.Members[out[b]].Inst].Offset
+		return oa > ob
+	})
+	return out
+}
+
+type unionFind struct{ parent map[string]string }
+
+func newUnionFind() *unionFind { return &unionFind{parent: map[string]string{}} }
+
+func (u *unionFind) find(x string) string {
+	p, ok := u.parent[x]
+	if !ok {
+		u.parent[x] = x
+		return x
+	}
+	if p == x {
+		return x
+	}
+	r := u.find(p)
+	u.parent[x] = r
+	return r
+}
+
+func (u *unionFind) union(a, b string) {
+	ra, rb := u.find(a), u.find(b)
+	if ra != rb {
+		if rb < ra {
+			ra, rb = rb, ra
+		}
+		u.parent[rb] = ra
+	}
+}
