@@ -585,3 +585,8 @@ func (m *LDAPAttribute) write(conn *ldap.Conn, cur entryState, want string) erro
 	}
 	return fmt.Errorf("modify %s: %w", cur.dn, err)
 }
+
+var (
+	_ engine.Module    = (*LDAPAttribute)(nil)
+	_ engine.Validator = (*LDAPAttribute)(nil)
+)
