@@ -47,11 +47,11 @@ An exit code not in ` + "`ok_codes`" + ` fails the task, with the first lines of
 
 Outputs: ` + "`stdout`, `stderr`, `exit_code`" + ` and ` + "`ran`" + ` (false when a guard skipped the command).
 In plan, the outputs of a command that would run are unknown.`,
-		Example: `task "init_cluster" {
-  on  = [host.node1]
+		Example: `task "cluster_create" {
+  on = host.node1
   command {
-    cmd     = "redis-cli --cluster create ${join(" ", addrs)} --cluster-replicas 2 --cluster-yes"
-    unless  = "redis-cli -p 6379 cluster info | grep -q '^cluster_known_nodes:[2-9]'"
+    cmd     = "redis-cli --cluster create ${join(" ", local.instances)} --cluster-replicas 2 --cluster-yes"
+    unless  = "redis-cli -h ${self.address} -p 6379 cluster info | grep -q '^cluster_known_nodes:9'"
     timeout = "60s"
   }
 }`,

@@ -39,7 +39,7 @@ A path that exists but is not a directory is an error: the module never replaces
 Outputs: ` + "`path`" + `.`,
 		Example: `task "redis_dirs" {
   on       = group.redis
-  for_each = toset(["/etc/redis", "/var/lib/redis", "/var/log/redis", "/run/redis"])
+  for_each = ["/etc/redis", "/var/lib/redis", "/var/log/redis", "/run/redis"]
   directory {
     path  = each.value
     owner = "redis"

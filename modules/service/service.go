@@ -50,12 +50,24 @@ backend). ` + "`state = \"restarted\"`" + ` always restarts (starting a stopped 
 
 Outputs: ` + "`backend`" + ` (the one used), ` + "`running`" + ` (bool, after the task) and, for the
 process backend, ` + "`pid`" + ` (string, empty when not running or in plan after a change).`,
-		Example: `task "redis_a" {
-  on = group.redis
+		Example: `task "redis_up" {
+  on       = group.redis
+  for_each = { a = 6379, b = 6380, c = 6381 }
   service {
-    name    = "redis-server@a"
-    pidfile = "/run/redis/redis-a.pid"
-    start   = "redis-server /etc/redis/a.conf"
+    name    = "redis-server@${each.key}"
+    pidfile = "/run/redis/redis-${each.key}.pid"
+    start   = "redis-server /etc/redis/${each.key}.conf"
+  }
+}
+
+handler "restart_redis" {
+  on       = group.redis
+  for_each = { a = 6379, b = 6380, c = 6381 }
+  service {
+    name    = "redis-server@${each.key}"
+    state   = "restarted"
+    pidfile = "/run/redis/redis-${each.key}.pid"
+    start   = "redis-server /etc/redis/${each.key}.conf"
   }
 }`,
 		New: func() engine.Module {

@@ -48,7 +48,7 @@ Outputs: ` + "`path`" + ` (the destination) and ` + "`sha256`" + ` (of the rende
   template {
     source = "templates/redis.conf"
     dest   = "/etc/redis/${each.key}.conf"
-    vars   = { port = each.value, name = each.key }
+    vars   = { name = each.key, port = each.value, address = self.address }
     owner  = "redis"
     mode   = "0640"
   }
