@@ -24,6 +24,9 @@ func writeBackup(dir, url string, cur entryState, attr string) (string, error) {
 	fmt.Fprintf(&b, "# ldap_attribute backup: the value of %s before runbook changed it.\n", attr)
 	fmt.Fprintf(&b, "# Read from %s at %s. Restore with: ldapmodify -H URL -D BINDDN -W -f THIS_FILE\n", url, now.Format(time.RFC3339))
 	fmt.Fprintf(&b, "dn:: %s\nchangetype: modify\n", base64.StdEncoding.EncodeToString([]byte(cur.dn)))
+	if cur.exists && !strings.ContainsAny(cur.value, "\r\n") {
+		fmt.Fprintf(&b, "# Previous value: %s\n", cur.value)
+	}
 	if cur.exists {
 		fmt.Fprintf(&b, "replace: %s\n%s:: %s\n-\n", attr, attr, base64.StdEncoding.EncodeToString([]byte(cur.value)))
 	} else {

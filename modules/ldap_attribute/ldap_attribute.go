@@ -293,7 +293,7 @@ func (m *LDAPAttribute) Run(ctx context.Context, t *engine.Target) (engine.Outco
 		outputs["changed"] = cty.True
 	}
 	if restart != "" {
-		summary += "; " + restart
+		summary += "; restart oxauth and identity to apply it (notify a restart handler)"
 	}
 	return engine.Outcome{Summary: withWarnings(summary, warnings), Outputs: outputs}, nil
 }

@@ -388,10 +388,13 @@ func TestConcurrentChangeIsRefused(t *testing.T) {
 
 func TestEncryptPasswordThroughSSH(t *testing.T) {
 	e := newEnv(t)
-	// The fake SSH connection dials from "the host" (here, this machine) and records the address.
+	// Two other inventory hosts: the LDAP port is reachable from "ldaphost" (its fake SSH connection
+	// dials from this machine and records the address), the salt file is on "saltbox". The task's own
+	// host (e.conn) answers nothing.
 	var dialed []string
 	var mu sync.Mutex
-	e.conn.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+	ldapConn := enginetest.NewConn()
+	ldapConn.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		mu.Lock()
 		dialed = append(dialed, addr)
 		mu.Unlock()
@@ -399,16 +402,22 @@ func TestEncryptPasswordThroughSSH(t *testing.T) {
 		return d.DialContext(ctx, network, addr)
 	}
 	// A public vector of Gluu's scheme: "secret" under this salt is 4rl2tJEQFkY=.
-	e.conn.On(`^cat /etc/gluu/conf/salt$`, enginetest.Reply("encodeSalt = 2CG9qwCzH5haWXXuUIUe4wFT\n", 0))
+	saltConn := enginetest.NewConn().On(`^cat /opt/gluu-server/etc/gluu/conf/salt$`, enginetest.Reply("encodeSalt = 2CG9qwCzH5haWXXuUIUe4wFT\n", 0))
 	m := e.base()
 	m.URL = e.srv.Info.URLS
 	m.CAFile = e.srv.Info.CAFile
-	m.ViaSSH = cty.True
+	m.ViaSSH = cty.StringVal("ldaphost")
 	m.DN = ldapserver.ConfigurationDN
 	m.JSONMerge = redisMerge(t)
-	m.EncryptPassword = &EncryptSpec{Value: "secret", SaltHost: "gluu"}
+	m.EncryptPassword = &EncryptSpec{Value: "secret", SaltHost: "saltbox", SaltFile: "/opt/gluu-server/etc/gluu/conf/salt"}
+	target := func() *engine.Target {
+		return engine.NewTarget(engine.TargetOptions{
+			Host: engine.Host{Name: "gluu"}, Task: "gluu_cache", Conn: e.conn, Reporter: e.rep, Dir: e.dir,
+			Hosts: hosts{"gluu": e.conn, "ldaphost": ldapConn, "saltbox": saltConn},
+		})
+	}
 
-	tgt := e.target(false)
+	tgt := target()
 	if _, err := m.Run(context.Background(), tgt); err != nil {
 		t.Fatal(err)
 	}
@@ -420,8 +429,11 @@ func TestEncryptPasswordThroughSSH(t *testing.T) {
 	if len(dialed) != 1 || dialed[0] != want {
 		t.Errorf("dialed %v through SSH, want [%s]", dialed, want)
 	}
-	for _, c := range e.conn.Calls() {
-		if c.Cmd != "cat /etc/gluu/conf/salt" || c.Stdin != "" {
+	if calls := e.conn.Calls(); len(calls) != 0 {
+		t.Errorf("commands ran on the task's host: %v", calls)
+	}
+	for _, c := range saltConn.Calls() {
+		if c.Cmd != "cat /opt/gluu-server/etc/gluu/conf/salt" || c.Stdin != "" {
 			t.Errorf("unexpected remote command %q", c.Cmd)
 		}
 	}
@@ -436,7 +448,7 @@ func TestEncryptPasswordThroughSSH(t *testing.T) {
 	}
 
 	// Same password, same salt: the encrypted value is the same, so nothing to do.
-	rerun := e.target(false)
+	rerun := target()
 	if _, err := m.Run(context.Background(), rerun); err != nil {
 		t.Fatal(err)
 	}
@@ -445,8 +457,24 @@ func TestEncryptPasswordThroughSSH(t *testing.T) {
 	}
 }
 
-func TestTLSModes(t *testing.T) {
+func TestConnectionModes(t *testing.T) {
 	e := newEnv(t)
+	var viaSelf []string
+	e.conn.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		viaSelf = append(viaSelf, addr)
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
+	if err := os.MkdirAll(filepath.Join(e.dir, "secrets"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	pw, err := os.ReadFile(e.srv.Info.PasswordFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.dir, "secrets", "ldap"), append(pw, '\n'), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name    string
 		edit    func(m *LDAPAttribute)
@@ -456,10 +484,10 @@ func TestTLSModes(t *testing.T) {
 		{"LDAPS with the lab CA", func(m *LDAPAttribute) { m.URL = e.srv.Info.URLS; m.CAFile = e.srv.Info.CAFile }, ""},
 		{"LDAPS without the lab CA", func(m *LDAPAttribute) { m.URL = e.srv.Info.URLS }, "certificate signed by unknown authority"},
 		{"LDAPS insecure", func(m *LDAPAttribute) { m.URL = e.srv.Info.URLS; m.InsecureSkipVerify = true }, ""},
-		{"password in clear", func(m *LDAPAttribute) {
-			b, _ := os.ReadFile(m.PasswordFile)
-			m.PasswordFile, m.Password = "", string(b)
-		}, ""},
+		{"password in clear", func(m *LDAPAttribute) { m.PasswordFile, m.Password = "", string(pw) }, ""},
+		{"password_file relative to the playbook", func(m *LDAPAttribute) { m.PasswordFile = "secrets/ldap" }, ""},
+		{"via the task host's SSH connection", func(m *LDAPAttribute) { m.ViaSSH = cty.True }, ""},
+		{"via an unknown host", func(m *LDAPAttribute) { m.ViaSSH = cty.StringVal("nowhere") }, `via_ssh: connect to nowhere: no host "nowhere"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -482,6 +510,12 @@ func TestTLSModes(t *testing.T) {
 				t.Errorf("error = %v, want %q", err, tc.wantErr)
 			}
 		})
+	}
+	if want := strings.TrimPrefix(e.srv.Info.URL, "ldap://"); len(viaSelf) != 1 || viaSelf[0] != want {
+		t.Errorf("dialed %v through the task host, want [%s]", viaSelf, want)
+	}
+	if strings.Contains(e.rep.text(), string(pw)) {
+		t.Errorf("the bind password was shown:\n%s", e.rep.text())
 	}
 	if strings.Count(e.rep.text(), "insecure_skip_verify") != 1 {
 		t.Errorf("want one insecure_skip_verify warning:\n%s", e.rep.text())
