@@ -85,3 +85,37 @@ func TestParseSalt(t *testing.T) {
 		}
 	}
 }
+
+func TestGluuWarnings(t *testing.T) {
+	withPW := func(pw string) object {
+		return object{{"redisConfiguration", object{{"password", pw}}}}
+	}
+	tests := []struct {
+		name    string
+		version string
+		encrypt bool
+		patch   object
+		want    string
+	}{
+		{"3.1 with a password", "3.1", false, withPW("4rl2tJEQFkY="), "without a password"},
+		{"3.1 with encrypt_password", "3.1", true, withPW("4rl2tJEQFkY="), "without a password"},
+		{"3.1 without a password", "3.1", false, object{{"cacheProviderType", "REDIS"}}, ""},
+		{"4 with a clear password", "", false, withPW("hunter2"), "does not look encrypted"},
+		{"4 with an encrypted password", "4", false, withPW("4rl2tJEQFkY="), ""},
+		{"4 with encrypt_password", "4", true, withPW("4rl2tJEQFkY="), ""},
+		{"4 with an empty password", "4", false, withPW(""), ""},
+		{"value mode", "3.1", false, nil, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := &LDAPAttribute{GluuVersion: tc.version}
+			if tc.encrypt {
+				m.EncryptPassword = &EncryptSpec{Value: "secret"}
+			}
+			got := strings.Join(m.gluuWarnings(tc.patch), "\n")
+			if tc.want == "" && got != "" || !strings.Contains(got, tc.want) {
+				t.Errorf("warnings = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
