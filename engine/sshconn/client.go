@@ -364,7 +364,9 @@ func (c *Client) session(ctx context.Context) (*ssh.Session, *conn, error) {
 
 // Exec runs cmd.Cmd on the host (through the remote user's shell, as `sh -c` would) and returns
 // its output and exit status. A non-zero exit status is not an error. Exec waits while
-// MaxSessions commands run. When ctx ends, the command is sent SIGTERM and its session closed.
+// MaxSessions commands run. When ctx ends, Exec returns at once: the command is sent SIGTERM and
+// its session closed. (OpenSSH up to at least 9.2 does not deliver signals to root's sessions;
+// such a command runs on until it ends or writes to its closed output.)
 func (c *Client) Exec(ctx context.Context, cmd engine.Command) (engine.ExecResult, error) {
 	name := c.cfg.Name
 	if c.secrets.Contains(cmd.Cmd) {
@@ -375,17 +377,19 @@ func (c *Client) Exec(ctx context.Context, cmd engine.Command) (engine.ExecResul
 	case <-ctx.Done():
 		return engine.ExecResult{}, fmt.Errorf("%s: waiting for a free session: %w", name, ctx.Err())
 	}
-	defer func() { <-c.sem }()
+	release := func() { <-c.sem }
 
 	sess, cn, err := c.session(ctx)
 	if err != nil {
+		release()
 		return engine.ExecResult{}, err
 	}
-	defer sess.Close()
 	var stdout, stderr bytes.Buffer
 	sess.Stdout, sess.Stderr, sess.Stdin = &stdout, &stderr, cmd.Stdin
 
 	if err := sess.Start(cmd.Cmd); err != nil {
+		sess.Close()
+		release()
 		// The ssh package's error names the command line; keep it out of ours.
 		if dead, cause := cn.lost(); dead {
 			return engine.ExecResult{}, &LostError{Host: name, Cause: cause, Running: true}
@@ -396,11 +400,20 @@ func (c *Client) Exec(ctx context.Context, cmd engine.Command) (engine.ExecResul
 	go func() { done <- sess.Wait() }()
 	select {
 	case err = <-done:
+		sess.Close()
+		release()
 	case <-ctx.Done():
+		// Ask sshd to signal the command and close the session. sshd keeps the session until
+		// the command ends, so its slot is released only then, in the background.
 		_ = sess.Signal(ssh.SIGTERM)
 		sess.Close()
-		<-done
-		return engine.ExecResult{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}, fmt.Errorf("%s: command cancelled: %w", name, ctx.Err())
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			<-done
+			release()
+		}()
+		return engine.ExecResult{}, fmt.Errorf("%s: command cancelled: %w", name, ctx.Err())
 	}
 	res := engine.ExecResult{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
 	var exit *ssh.ExitError
@@ -426,7 +439,7 @@ func (c *Client) DialContext(ctx context.Context, network, addr string) (net.Con
 	}
 	nc, err := cn.ssh.DialContext(ctx, network, addr)
 	if err == nil {
-		return nc, nil
+		return withDeadlines(nc), nil
 	}
 	var oce *ssh.OpenChannelError
 	if ctx.Err() != nil || errors.As(err, &oce) || fresh {
@@ -440,7 +453,7 @@ func (c *Client) DialContext(ctx context.Context, network, addr string) (net.Con
 	if err != nil {
 		return nil, fmt.Errorf("%s: dial %s from the host: %w", c.cfg.Name, addr, err)
 	}
-	return nc, nil
+	return withDeadlines(nc), nil
 }
 
 // Close closes the connection (and the jump host's) and waits for the Client's goroutines.

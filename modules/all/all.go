@@ -6,7 +6,9 @@ import (
 	"github.com/runbook/runbook/modules/command"
 	"github.com/runbook/runbook/modules/directory"
 	"github.com/runbook/runbook/modules/file"
+	ldapattribute "github.com/runbook/runbook/modules/ldap_attribute"
 	pkg "github.com/runbook/runbook/modules/package"
+	rediscluster "github.com/runbook/runbook/modules/redis_cluster"
 	"github.com/runbook/runbook/modules/service"
 	"github.com/runbook/runbook/modules/template"
 	waitfor "github.com/runbook/runbook/modules/wait_for"
@@ -25,7 +27,9 @@ func Infos() []engine.ModuleInfo {
 		service.Info(),
 		waitfor.Info(),
 
-		// Application modules: add redis_cluster.Info() and ldap_attribute.Info() here.
+		// Application modules.
+		rediscluster.Info(),
+		ldapattribute.Info(),
 	}
 }
 

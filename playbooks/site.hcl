@@ -1,0 +1,222 @@
+# site.hcl — the seed's Redis Cluster for Gluu Server, as one playbook.
+#
+# Fresh install:     runbook apply -i inventory.hcl site.hcl
+# Node replacement:  the same command, after a lost host is back (empty disk or not): it promotes
+#                    replicas of the lost masters BEFORE any redis-server starts on the host, then
+#                    provisions it and restores the layout (a master on every host, each master's
+#                    replicas on the other hosts), with no key lost.
+# Gluu:              add -var-file ldap.vars.hcl (gluu_ldap_url, gluu_ldap_bind_dn,
+#                    gluu_ldap_password_file) to point Gluu's cache configuration at the cluster.
+#
+# Hosts come from the inventory's group "redis".
+
+variable "instances" {
+  type        = map(number)
+  default     = { a = 6379, b = 6380, c = 6381 }
+  description = "redis-server instances on every host: name => port."
+}
+
+variable "replicas" {
+  type        = number
+  default     = 2
+  description = "Replicas per master."
+}
+
+variable "redis_password" {
+  type        = string
+  default     = ""
+  sensitive   = true
+  description = "Password of every instance (requirepass and masterauth). Empty: no password."
+}
+
+variable "gluu_ldap_url" {
+  type        = string
+  default     = ""
+  description = "Gluu's LDAP server, e.g. ldaps://gluu.example.org:1636. Empty: leave Gluu alone."
+}
+
+variable "gluu_ldap_bind_dn" {
+  type    = string
+  default = "cn=directory manager,o=gluu"
+}
+
+variable "gluu_ldap_password_file" {
+  type        = string
+  default     = ""
+  description = "File (on this machine) holding the bind password."
+}
+
+variable "gluu_ldap_ca_file" {
+  type        = string
+  default     = ""
+  description = "CA certificate to verify an ldaps:// server with."
+}
+
+variable "gluu_version" {
+  type    = string
+  default = "4"
+  validation {
+    condition     = contains(["4", "3.1"], var.gluu_version)
+    error_message = "gluu_version must be \"4\" or \"3.1\"."
+  }
+}
+
+locals {
+  # Every instance of the cluster, host by host, in the inventory's order.
+  cluster = flatten([
+    for h in group.redis.hosts : [
+      for name, port in var.instances : { host = h.name, address = h.address, name = name, port = port }
+    ]
+  ])
+  redis_servers = join(",", [for i in local.cluster : "${i.address}:${i.port}"])
+}
+
+# Which init system the host has: systemd units where there is one, plain processes (pidfile +
+# liveness) where there is not. Read-only, so it also runs in plan.
+task "init_system" {
+  on = group.redis
+  command {
+    cmd      = "if [ -d /run/systemd/system ]; then echo systemd; else echo process; fi"
+    readonly = true
+  }
+}
+
+task "redis_packages" {
+  on = group.redis
+  package {
+    names = ["redis-server", "redis-tools"]
+  }
+}
+
+# Debian's own redis-server.service listens on 127.0.0.1:6379; the cluster's instances replace it.
+task "distro_redis_off" {
+  on         = group.redis
+  depends_on = [task.redis_packages]
+  when       = trimspace(task.init_system[self.name].stdout) == "systemd"
+  service {
+    name    = "redis-server"
+    backend = "systemd"
+    state   = "stopped"
+    enabled = false
+  }
+}
+
+task "redis_dirs" {
+  on         = group.redis
+  depends_on = [task.redis_packages]
+  for_each   = { etc = "/etc/redis", lib = "/var/lib/redis", log = "/var/log/redis", run = "/run/redis" }
+  directory {
+    path  = each.value
+    owner = "redis"
+    group = "redis"
+    mode  = "0750"
+  }
+}
+
+task "redis_unit" {
+  on         = group.redis
+  depends_on = [task.redis_packages]
+  when       = trimspace(task.init_system[self.name].stdout) == "systemd"
+  file {
+    dest    = "/etc/systemd/system/redis-cluster@.service"
+    content = file("../templates/redis-cluster@.service")
+    mode    = "0644"
+  }
+}
+
+task "redis_config" {
+  on         = group.redis
+  for_each   = var.instances
+  depends_on = [task.redis_dirs]
+  template {
+    source = "../templates/redis.conf"
+    dest   = "/etc/redis/${each.key}.conf"
+    owner  = "redis"
+    group  = "redis"
+    mode   = "0640"
+    vars = {
+      name       = each.key
+      port       = each.value
+      address    = self.address
+      password   = var.redis_password
+      supervised = trimspace(task.init_system[self.name].stdout) == "systemd"
+    }
+  }
+}
+
+# Promote before provisioning: a master whose host died (or came back empty) is replaced by its
+# most up-to-date replica BEFORE an empty redis-server starts at its old address — otherwise its
+# replicas would resync from the empty instance and the shard's data would be wiped.
+task "redis_promote" {
+  on = group.redis
+  redis_cluster {
+    mode      = "prepare"
+    instances = [for i in local.cluster : { host = i.host, port = i.port }]
+    replicas  = var.replicas
+    password  = var.redis_password
+  }
+}
+
+task "redis_start" {
+  on         = group.redis
+  for_each   = var.instances
+  depends_on = [task.redis_config, task.redis_promote, task.redis_unit, task.distro_redis_off]
+  service {
+    name    = trimspace(task.init_system[self.name].stdout) == "systemd" ? "redis-cluster@${each.key}" : "redis-${each.key}"
+    backend = trimspace(task.init_system[self.name].stdout)
+    pidfile = "/run/redis/redis-${each.key}.pid"
+    start   = "runuser -u redis -- redis-server /etc/redis/${each.key}.conf"
+    match   = "redis-server"
+    enabled = trimspace(task.init_system[self.name].stdout) == "systemd" ? true : null
+  }
+}
+
+task "redis_listening" {
+  on         = group.redis
+  for_each   = var.instances
+  depends_on = [task.redis_start]
+  wait_for {
+    host    = self.address
+    port    = each.value
+    timeout = "30s"
+  }
+}
+
+# Create the cluster, or converge it to the declared layout: a master on every host, each
+# master's replicas on other hosts, every replica synced.
+task "redis_cluster" {
+  on         = group.redis
+  depends_on = [task.redis_listening]
+  redis_cluster {
+    instances = [for i in local.cluster : { host = i.host, port = i.port }]
+    replicas  = var.replicas
+    password  = var.redis_password
+  }
+}
+
+# Gluu Server's cache configuration (oxCacheConfiguration) pointed at every instance of the cluster.
+# oxAuth and oxTrust read it at start: restart them afterwards.
+task "gluu_cache" {
+  on         = group.redis
+  depends_on = [task.redis_cluster]
+  when       = var.gluu_ldap_url != ""
+  ldap_attribute {
+    url           = var.gluu_ldap_url
+    bind_dn       = var.gluu_ldap_bind_dn
+    password_file = var.gluu_ldap_password_file
+    ca_file       = var.gluu_ldap_ca_file
+    gluu_version  = var.gluu_version
+    search {
+      base   = var.gluu_version == "4" ? "o=gluu" : "ou=appliances,o=gluu"
+      filter = var.gluu_version == "4" ? "(objectClass=gluuConfiguration)" : "(objectClass=gluuAppliance)"
+    }
+    attribute = "oxCacheConfiguration"
+    json_merge = {
+      cacheProviderType = "REDIS"
+      redisConfiguration = {
+        redisProviderType = "CLUSTER"
+        servers           = local.redis_servers
+      }
+    }
+  }
+}
