@@ -107,7 +107,7 @@ Outputs: ` + "`dn`" + ` (the entry), ` + "`previous_backup`" + ` (the backup fil
       cacheProviderType = "REDIS"
       redisConfiguration = {
         redisProviderType = "CLUSTER"
-        servers           = join(",", [for h in group.redis.hosts : "${h.address}:6379"])
+        servers           = var.redis_servers # "node1:6379,node1:6380,node2:6379,..."
       }
     }
     encrypt_password {
