@@ -343,23 +343,53 @@ func (c *Client) session(ctx context.Context) (*ssh.Session, *conn, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	s, err := cn.ssh.NewSession()
+	s, err := c.newSession(ctx, cn)
 	if err == nil {
 		return s, cn, nil
 	}
 	var oce *ssh.OpenChannelError
-	if errors.As(err, &oce) || fresh {
+	if errors.As(err, &oce) || ctx.Err() != nil || fresh {
 		return nil, nil, fmt.Errorf("%s: open session: %w", c.cfg.Name, err)
 	}
 	// The channel could not even be opened, so no command ran: connect again, once.
 	if cn, err = c.replace(ctx, cn, err); err != nil {
 		return nil, nil, err
 	}
-	s, err = cn.ssh.NewSession()
+	s, err = c.newSession(ctx, cn)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: open session after reconnecting: %w", c.cfg.Name, err)
 	}
 	return s, cn, nil
+}
+
+// sessionRetry bounds how long newSession retries a session sshd refused.
+const sessionRetry = time.Second
+
+// newSession opens a session. sshd frees a session slot only after the close handshake that
+// follows the exit status, so a session opened right after another ended can find all of sshd's
+// MaxSessions slots still taken for a moment: such a refusal (before anything ran) is retried
+// with a short backoff.
+func (c *Client) newSession(ctx context.Context, cn *conn) (*ssh.Session, error) {
+	deadline := time.Now().Add(sessionRetry)
+	wait := time.Millisecond
+	for {
+		s, err := cn.ssh.NewSession()
+		var oce *ssh.OpenChannelError
+		if err == nil || !errors.As(err, &oce) || oce.Reason != ssh.ConnectionFailed || time.Now().After(deadline) {
+			if oce != nil && oce.Reason == ssh.ConnectionFailed {
+				err = fmt.Errorf("%w (is sshd's MaxSessions below %d?)", err, c.cfg.MaxSessions)
+			}
+			return s, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		wait = min(2*wait, 50*time.Millisecond)
+	}
 }
 
 // Exec runs cmd.Cmd on the host (through the remote user's shell, as `sh -c` would) and returns

@@ -20,6 +20,7 @@ type deadlineConn struct {
 	expired bool
 }
 
+// withDeadlines wraps a forwarded connection so that its deadlines work.
 func withDeadlines(c net.Conn) net.Conn { return &deadlineConn{Conn: c} }
 
 func (d *deadlineConn) Read(p []byte) (int, error) {
@@ -56,21 +57,22 @@ func (d *deadlineConn) expire() {
 
 func (d *deadlineConn) arm(timer **time.Timer, t time.Time) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if *timer != nil {
 		(*timer).Stop()
 		*timer = nil
 	}
 	if t.IsZero() || d.expired {
+		d.mu.Unlock()
 		return
 	}
 	wait := time.Until(t)
-	if wait <= 0 {
-		d.expired = true
-		go d.Conn.Close()
+	if wait > 0 {
+		*timer = time.AfterFunc(wait, d.expire)
+		d.mu.Unlock()
 		return
 	}
-	*timer = time.AfterFunc(wait, d.expire)
+	d.mu.Unlock()
+	d.expire() // a deadline in the past interrupts blocked calls at once
 }
 
 // SetDeadline implements net.Conn.
