@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -208,8 +209,9 @@ func tail(path string) string {
 }
 
 // setLink takes the host's side of its veth up or down: a host is on the network when it is
-// booted and not partitioned.
-func setLink(ctx context.Context, h *hostState) error {
+// booted and not partitioned. When it comes back, the address caches that remember it as
+// unreachable are flushed, so peers reach it at once instead of after ARP's retry time.
+func setLink(ctx context.Context, st *state, h *hostState) error {
 	state := "up"
 	if h.Killed || h.Partitioned {
 		state = "down"
@@ -217,15 +219,63 @@ func setLink(ctx context.Context, h *hostState) error {
 	if _, err := runCmd(ctx, "ip", "link", "set", h.Link, state); err != nil {
 		return fmt.Errorf("%s: link %s: %w", h.Name, state, err)
 	}
+	if state != "up" {
+		return nil
+	}
+	if err := waitLinkForwarding(ctx, h); err != nil {
+		return err
+	}
+	return flushNeighbors(ctx, st, h)
+}
+
+// flushNeighbors forgets h's address in the ARP caches of the operator and every other host,
+// and everything h's own cache holds.
+func flushNeighbors(ctx context.Context, st *state, h *hostState) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(st.Hosts)+1)
+	for i, other := range st.Hosts {
+		if !netnsExists(other.Netns) {
+			continue
+		}
+		line := "neigh flush to " + h.Address
+		if other == h {
+			line = "neigh flush dev eth0"
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = ipBatch(ctx, other.Netns, false, []string{line})
+		}()
+	}
+	errs[len(st.Hosts)] = ipBatch(ctx, "", false, []string{"neigh flush to " + h.Address + " dev " + st.Bridge})
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%s: flush address caches: %w", h.Name, err)
+	}
+	return nil
+}
+
+// waitLinkForwarding waits until the host's link carries traffic: the kernel reports carrier
+// changes with a delay of up to a second, and the bridge forwards on the port only after that.
+func waitLinkForwarding(ctx context.Context, h *hostState) error {
+	read := func(name string) string {
+		b, _ := os.ReadFile(filepath.Join("/sys/class/net", h.Link, name))
+		return strings.TrimSpace(string(b))
+	}
+	if err := waitFor(ctx, 5*time.Second, func() bool {
+		return read("operstate") == "up" && read("brport/state") == "3"
+	}); err != nil {
+		return fmt.Errorf("%s: link %s not forwarding: %w", h.Name, h.Link, err)
+	}
 	return nil
 }
 
 // kill powers the host off: its link goes down, PID 1 of its namespaces gets SIGKILL (the
 // kernel then kills every process of the host at once), and whatever else entered its network
 // namespace is killed too.
-func (l *Lab) kill(ctx context.Context, h *hostState) error {
+func (l *Lab) kill(ctx context.Context, st *state, h *hostState) error {
 	h.Killed = true
-	if err := setLink(ctx, h); err != nil {
+	if err := setLink(ctx, st, h); err != nil {
 		return err
 	}
 	if running(h.PID, h.StartTime) {
@@ -244,7 +294,7 @@ func (l *Lab) kill(ctx context.Context, h *hostState) error {
 
 // revive boots a killed host: /run/redis starts empty as after any boot; with wipe the other
 // private folders are emptied too (a new disk).
-func (l *Lab) revive(ctx context.Context, h *hostState, wipe bool) error {
+func (l *Lab) revive(ctx context.Context, st *state, h *hostState, wipe bool) error {
 	if running(h.PID, h.StartTime) {
 		return fmt.Errorf("%s is running (kill it first)", h.Name)
 	}
@@ -259,7 +309,7 @@ func (l *Lab) revive(ctx context.Context, h *hostState, wipe bool) error {
 		}
 	}
 	h.Killed = false
-	if err := setLink(ctx, h); err != nil {
+	if err := setLink(ctx, st, h); err != nil {
 		return err
 	}
 	return l.boot(ctx, h)
@@ -287,7 +337,7 @@ func (l *Lab) Kill(ctx context.Context, host string) error {
 			return err
 		}
 		l.logf("%s: killed", h.Name)
-		return l.kill(ctx, h)
+		return l.kill(ctx, st, h)
 	})
 }
 
@@ -299,8 +349,15 @@ func (l *Lab) Revive(ctx context.Context, host string, wipe bool) error {
 		if err != nil {
 			return err
 		}
-		if err := l.revive(ctx, h, wipe); err != nil {
+		if err := l.revive(ctx, st, h, wipe); err != nil {
 			return err
+		}
+		if h.Name == LDAPHost && st.LDAP != nil {
+			rctx, cancel := context.WithTimeout(ctx, ldapTimeout)
+			defer cancel()
+			if err := l.ldap.Ready(rctx, *st.LDAP); err != nil {
+				return fmt.Errorf("%s: ldap: %w", h.Name, err)
+			}
 		}
 		if wipe {
 			l.logf("%s: revived with empty disk", h.Name)
@@ -320,7 +377,7 @@ func (l *Lab) Partition(ctx context.Context, host string) error {
 		}
 		h.Partitioned = true
 		l.logf("%s: partitioned", h.Name)
-		return setLink(ctx, h)
+		return setLink(ctx, st, h)
 	})
 }
 
@@ -333,7 +390,7 @@ func (l *Lab) Heal(ctx context.Context, host string) error {
 		}
 		h.Partitioned = false
 		l.logf("%s: healed", h.Name)
-		return setLink(ctx, h)
+		return setLink(ctx, st, h)
 	})
 }
 

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // DefaultDir is the lab directory used when Options.Dir is empty.
@@ -19,6 +20,9 @@ const DefaultDir = ".testenv"
 
 // DefaultNodes is the number of redis hosts used when Options.Nodes is zero.
 const DefaultNodes = 3
+
+// ldapTimeout bounds the wait for slapd to answer after the gluu host boots.
+const ldapTimeout = 30 * time.Second
 
 // maxNodes bounds Options.Nodes: host addresses are .11 to .250 of the lab's /24.
 const maxNodes = 240
@@ -189,7 +193,7 @@ func Open(dir string) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Lab{dir: abs, log: io.Discard, st: st}, nil
+	return &Lab{dir: abs, log: io.Discard, ldap: defaultLDAP{}, st: st}, nil
 }
 
 func statePath(dir string) string { return filepath.Join(dir, "state.json") }

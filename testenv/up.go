@@ -192,7 +192,7 @@ func (l *Lab) up(ctx context.Context, st *state, opts Options) error {
 		return err
 	}
 	if ldapHost != nil {
-		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		rctx, cancel := context.WithTimeout(ctx, ldapTimeout)
 		defer cancel()
 		if err := l.ldap.Ready(rctx, *st.LDAP); err != nil {
 			return fmt.Errorf("ldap: %w\n%s", err, tail(filepath.Join(l.hostDir(LDAPHost), "slapd.log")))
