@@ -24,10 +24,14 @@ type dialFunc func(ctx context.Context, host, addr string) (net.Conn, error)
 type clients struct {
 	insts   []Instance
 	clients []*redis.Client
+	dial    func(ctx context.Context, i int) (net.Conn, error)
 }
 
 func newClients(insts []Instance, dial dialFunc, password string, tlsCfg *tls.Config) *clients {
 	c := &clients{insts: insts}
+	c.dial = func(ctx context.Context, i int) (net.Conn, error) {
+		return dial(ctx, insts[i].Host, net.JoinHostPort(insts[i].IP, strconv.Itoa(insts[i].Port)))
+	}
 	for _, inst := range insts {
 		host := inst.Host
 		addr := net.JoinHostPort(inst.IP, strconv.Itoa(inst.Port))
@@ -58,6 +62,7 @@ func newClients(insts []Instance, dial dialFunc, password string, tlsCfg *tls.Co
 			MaxRetries:      -1,
 			PoolSize:        2,
 			DisableIdentity: true,
+			DialerRetries:   1,
 		}))
 	}
 	return c
@@ -106,6 +111,14 @@ func (c *clients) observe(ctx context.Context, i int) Observation {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	var o Observation
+	// Probe with a plain dial first: a down instance is then reported without the client's
+	// dial retries.
+	conn, err := c.dial(ctx, i)
+	if err != nil {
+		o.Err = fmt.Errorf("%s: %w", c.insts[i].Name(), err)
+		return o
+	}
+	conn.Close()
 	info, err := c.text(ctx, i, "INFO", "cluster")
 	if err != nil {
 		o.Err = err

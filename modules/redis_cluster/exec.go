@@ -49,10 +49,23 @@ func (e *executor) do(ctx context.Context, s Step) error {
 			return err
 		})
 	case StepMeet:
-		peer := e.top.Instances[s.Peer]
 		return parallel(s.Insts, func(i int) error {
-			_, err := e.c.do(ctx, i, "CLUSTER", "MEET", peer.IP, peer.Port)
-			return err
+			peers := []int{s.Peer}
+			if s.Peer < 0 {
+				peers = nil
+				for _, j := range s.Insts {
+					if j > i {
+						peers = append(peers, j)
+					}
+				}
+			}
+			for _, j := range peers {
+				peer := e.top.Instances[j]
+				if _, err := e.c.do(ctx, i, "CLUSTER", "MEET", peer.IP, peer.Port); err != nil {
+					return err
+				}
+			}
+			return nil
 		})
 	case StepForget:
 		return parallel(s.Insts, func(i int) error {
@@ -173,7 +186,7 @@ func (e *executor) promote(ctx context.Context, s Step) error {
 // failover moves a shard's master role to a synced replica with a safe CLUSTER FAILOVER and waits
 // for the role switch.
 func (e *executor) failover(ctx context.Context, s Step) error {
-	if err := e.t.Poll(ctx, fmt.Sprintf("%s to sync with its master", e.name(s.Inst)), pollInterval, e.stepTimeout,
+	if err := e.t.Poll(ctx, fmt.Sprintf("%s to sync with its master and start the failover", e.name(s.Inst)), pollInterval, e.stepTimeout,
 		func(ctx context.Context) (bool, error) {
 			repl, err := e.c.text(ctx, s.Inst, "INFO", "replication")
 			if err != nil {
@@ -183,11 +196,17 @@ func (e *executor) failover(ctx context.Context, s Step) error {
 			if err != nil {
 				return false, nil
 			}
-			return ParseInfo(repl)["master_link_status"] == "up" && me.MasterID == s.NodeID, nil
+			if ParseInfo(repl)["master_link_status"] != "up" || me.MasterID != s.NodeID {
+				return false, nil
+			}
+			// A node that just joined may still see its master as failing; the safe failover
+			// refuses then, so wait and retry.
+			_, err = e.c.do(ctx, s.Inst, "CLUSTER", "FAILOVER")
+			if err != nil && strings.Contains(err.Error(), "Master is down") {
+				return false, nil
+			}
+			return true, err
 		}); err != nil {
-		return err
-	}
-	if _, err := e.c.do(ctx, s.Inst, "CLUSTER", "FAILOVER"); err != nil {
 		return err
 	}
 	last := time.Now()

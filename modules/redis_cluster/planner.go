@@ -44,7 +44,7 @@ type Step struct {
 	Insts []int
 	// Epochs are the config epochs for SetEpoch, one per Insts.
 	Epochs []int64
-	// Peer is the instance to meet (Meet).
+	// Peer is the instance to meet (Meet); -1 makes Insts meet each other (full mesh).
 	Peer int
 	// NodeID is the master to replicate (Replicate), the node to forget (Forget), the master the
 	// slots are taken from (Promote, Failover).
@@ -169,12 +169,13 @@ func planCreate(top *Topology, d Desired, refuse []string) (*Plan, error) {
 		ep.Summary = fmt.Sprintf("set config epochs 1-%d on %d instances", len(insts), len(ep.Insts))
 		p.Steps = append(p.Steps, ep)
 	}
-	meet := Step{Kind: StepMeet, Peer: 0}
-	for i := 1; i < len(insts); i++ {
-		meet.Insts = append(meet.Insts, i)
-	}
-	if len(meet.Insts) > 0 {
-		meet.Summary = fmt.Sprintf("meet %d instances with %s", len(meet.Insts), insts[0].Name())
+	// Every instance meets every instance after it: the full mesh forms in one cluster tick
+	// instead of waiting for gossip to spread the news.
+	if len(insts) > 1 {
+		meet := Step{Kind: StepMeet, Peer: -1, Summary: fmt.Sprintf("meet %d instances into one cluster", len(insts))}
+		for i := range insts {
+			meet.Insts = append(meet.Insts, i)
+		}
 		p.Steps = append(p.Steps, meet)
 	}
 	for _, sh := range layout.Shards {

@@ -1,0 +1,448 @@
+package redis_cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/runbook/runbook/engine"
+)
+
+// fakeHosts serves inventory lookups for hosts simulated by loopback addresses; connections go
+// direct, so Conn is never used.
+type fakeHosts map[string]string
+
+func (h fakeHosts) Conn(ctx context.Context, host string) (engine.Conn, error) {
+	return nil, errors.New("fake hosts: no ssh in this test")
+}
+
+func (h fakeHosts) Lookup(host string) (engine.Host, bool) {
+	a, ok := h[host]
+	return engine.Host{Name: host, Address: a}, ok
+}
+
+// lab runs real redis-server processes on loopback addresses, one address per simulated host.
+type lab struct {
+	t     *testing.T
+	hosts []string
+	ips   fakeHosts
+	ports []int
+	mu    sync.Mutex
+	procs map[string]*exec.Cmd
+	dirs  map[string]string
+	extra []string
+}
+
+func newLab(t *testing.T, nHosts, perHost, basePort int, extraArgs ...string) *lab {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("redis-server not installed")
+	}
+	l := &lab{t: t, ips: fakeHosts{}, procs: map[string]*exec.Cmd{}, dirs: map[string]string{}, extra: extraArgs}
+	for h := 1; h <= nHosts; h++ {
+		name := fmt.Sprintf("node%d", h)
+		l.hosts = append(l.hosts, name)
+		l.ips[name] = fmt.Sprintf("127.0.0.%d", 10+h)
+	}
+	for p := 0; p < perHost; p++ {
+		l.ports = append(l.ports, basePort+p)
+	}
+	t.Cleanup(l.stopAll)
+	for _, h := range l.hosts {
+		l.startHost(h, true)
+	}
+	return l
+}
+
+func (l *lab) key(host string, port int) string { return fmt.Sprintf("%s:%d", host, port) }
+
+func (l *lab) start(host string, port int, fresh bool) {
+	l.t.Helper()
+	k := l.key(host, port)
+	l.mu.Lock()
+	dir := l.dirs[k]
+	l.mu.Unlock()
+	if fresh || dir == "" {
+		dir = l.t.TempDir()
+	}
+	ip := l.ips[host]
+	args := append([]string{"--bind", ip, "--bind-source-addr", ip, "--port", strconv.Itoa(port), "--protected-mode", "no",
+		"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
+		"--cluster-slave-validity-factor", "0", "--save", "", "--appendonly", "no",
+		"--repl-diskless-sync-delay", "0", "--dir", dir, "--daemonize", "no",
+		"--logfile", filepath.Join(dir, "redis.log")}, l.extra...)
+	cmd := exec.Command("redis-server", args...)
+	if err := cmd.Start(); err != nil {
+		l.t.Fatalf("start redis-server %s: %v", k, err)
+	}
+	l.mu.Lock()
+	l.procs[k], l.dirs[k] = cmd, dir
+	l.mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort(ip, strconv.Itoa(port)), time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(dir, "redis.log"))
+			l.t.Fatalf("redis-server %s did not start: %v\n%s", k, err, log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (l *lab) startHost(host string, fresh bool) {
+	for _, p := range l.ports {
+		l.start(host, p, fresh)
+	}
+}
+
+// killHost SIGKILLs every instance of host and waits for the processes to end.
+func (l *lab) killHost(host string) {
+	for _, p := range l.ports {
+		l.kill(host, p)
+	}
+}
+
+func (l *lab) kill(host string, port int) {
+	l.mu.Lock()
+	cmd := l.procs[l.key(host, port)]
+	delete(l.procs, l.key(host, port))
+	l.mu.Unlock()
+	if cmd != nil {
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		_ = cmd.Wait()
+	}
+}
+
+func (l *lab) stopAll() {
+	l.mu.Lock()
+	procs := l.procs
+	l.procs = map[string]*exec.Cmd{}
+	l.mu.Unlock()
+	for _, cmd := range procs {
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		_ = cmd.Wait()
+	}
+}
+
+func (l *lab) config(replicas int) *Config {
+	c := &Config{Replicas: &replicas, Connect: "direct", Timeout: "60s"}
+	for _, h := range l.hosts {
+		for _, p := range l.ports {
+			c.Instances = append(c.Instances, InstanceConfig{Host: h, Port: p})
+		}
+	}
+	return c
+}
+
+// logReporter logs what the module reports, with the time since the run started.
+type logReporter struct {
+	t     *testing.T
+	start time.Time
+	mu    sync.Mutex
+	last  string
+}
+
+func (r *logReporter) Log(host, task, msg string) {
+	r.t.Logf("%6.3fs log: %s", time.Since(r.start).Seconds(), msg)
+}
+
+func (r *logReporter) Progress(host, task, msg string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	// Log only when what is waited for changes, not every tick.
+	if i := strings.LastIndex(msg, " ("); i >= 0 {
+		msg = msg[:i]
+	}
+	if msg != r.last && msg != "" {
+		r.t.Logf("%6.3fs %s", time.Since(r.start).Seconds(), msg)
+	}
+	r.last = msg
+}
+
+func (r *logReporter) Change(host, task string, c engine.Change, dryRun bool) {
+	verb := "did"
+	if dryRun {
+		verb = "would"
+	}
+	r.t.Logf("%6.3fs %s: %s", time.Since(r.start).Seconds(), verb, c.Summary)
+}
+
+// run runs the module once and returns the changes it recorded.
+func (l *lab) run(ctx context.Context, c *Config, dryRun bool) ([]engine.Change, engine.Outcome, error) {
+	rep := &logReporter{t: l.t, start: time.Now()}
+	target := engine.NewTarget(engine.TargetOptions{Host: engine.Host{Name: l.hosts[0]}, Task: "redis_cluster", Hosts: l.ips, DryRun: dryRun, Reporter: rep})
+	out, err := c.Run(ctx, target)
+	return target.Changes(), out, err
+}
+
+// observe returns the analysed live topology.
+func (l *lab) observe(ctx context.Context, c *Config) *Topology {
+	l.t.Helper()
+	target := engine.NewTarget(engine.TargetOptions{Host: engine.Host{Name: l.hosts[0]}, Hosts: l.ips})
+	s, err := c.open(ctx, target)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	defer s.c.close()
+	return Analyze(s.insts, s.c.observeAll(ctx))
+}
+
+// layoutSignature renders who follows whom, to compare states before and after a refusal.
+func layoutSignature(top *Topology) string {
+	var b strings.Builder
+	for i, o := range top.Obs {
+		fmt.Fprintf(&b, "%s ", top.Instances[i].Name())
+		if !o.Reachable() {
+			b.WriteString("down\n")
+			continue
+		}
+		me := o.Myself()
+		if me == nil {
+			b.WriteString("?\n")
+			continue
+		}
+		fmt.Fprintf(&b, "%s %s %s %s %d nodes\n", me.ID, me.Flags, me.MasterID, FormatRanges(me.Slots), len(o.Nodes))
+	}
+	return b.String()
+}
+
+// assertPerfect checks the converged state: healthy and with perfect anti-affinity.
+func (l *lab) assertPerfect(ctx context.Context, c *Config) {
+	l.t.Helper()
+	top := l.observe(ctx, c)
+	if h := Health(top); len(h) > 0 {
+		l.t.Fatalf("not healthy: %v", h)
+	}
+	v := BuildView(top, c.replicas())
+	if len(v.Problems) > 0 {
+		var b strings.Builder
+		_ = v.WriteText(&b, false)
+		l.t.Fatalf("layout problems:\n%s", b.String())
+	}
+	perHost := map[string]int{}
+	for _, id := range top.Masters() {
+		perHost[top.Instances[top.Members[id].Inst].Host]++
+	}
+	for _, h := range l.hosts {
+		if perHost[h] != 1 {
+			l.t.Fatalf("host %s holds %d masters, want 1", h, perHost[h])
+		}
+	}
+}
+
+const pythonRedis = "/usr/bin/python3"
+
+// keys writes or checks n keys through redis-py's RedisCluster client.
+func (l *lab) keys(mode, prefix string, n int) {
+	l.t.Helper()
+	if _, err := os.Stat(pythonRedis); err != nil {
+		l.t.Skip("python3 with redis-py not installed")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// Any live instance will do as the entry point.
+	for _, h := range l.hosts {
+		for _, p := range l.ports {
+			l.mu.Lock()
+			_, up := l.procs[l.key(h, p)]
+			l.mu.Unlock()
+			if !up {
+				continue
+			}
+			out, err := exec.CommandContext(ctx, pythonRedis, "testdata/keys.py", mode, l.ips[h], strconv.Itoa(p), strconv.Itoa(n), prefix).CombinedOutput()
+			if err != nil {
+				l.t.Fatalf("keys %s %s: %v\n%s", mode, prefix, err, out)
+			}
+			return
+		}
+	}
+	l.t.Fatal("no live instance")
+}
+
+func TestIntegrationCreate(t *testing.T) {
+	l := newLab(t, 3, 3, 26100)
+	c := l.config(2)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	// Plan shows the steps and changes nothing.
+	changes, _, err := l.run(ctx, c, true)
+	if err != nil {
+		t.Fatalf("plan: %v", err)
+	}
+	if len(changes) == 0 {
+		t.Fatal("plan recorded no changes for an empty cluster")
+	}
+	if top := l.observe(ctx, c); top.Exists || len(top.Fresh) != 9 {
+		t.Fatalf("plan changed something: %s", layoutSignature(top))
+	}
+
+	start := time.Now()
+	changes, out, err := l.run(ctx, c, false)
+	if err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	t.Logf("create 3x3 r=2: %v, %d changes, %s", time.Since(start), len(changes), out.Summary)
+	l.assertPerfect(ctx, c)
+	l.keys("write", "create", 10000)
+
+	// Re-running makes no change.
+	changes, out, err = l.run(ctx, c, false)
+	if err != nil || len(changes) != 0 {
+		t.Fatalf("second apply: %v, changes %v", err, changes)
+	}
+	t.Logf("second run: %s", out.Summary)
+	l.keys("check", "create", 10000)
+}
+
+// createCluster creates the 3x3 r=2 cluster and writes the first batch of keys.
+func (l *lab) createCluster(ctx context.Context, c *Config) {
+	l.t.Helper()
+	if _, _, err := l.run(ctx, c, false); err != nil {
+		l.t.Fatalf("create: %v", err)
+	}
+	l.keys("write", "before", 10000)
+}
+
+// waitFailover waits until no slot is owned by an instance of host any more, as seen from a live
+// instance.
+func (l *lab) waitFailover(ctx context.Context, c *Config, host string) {
+	l.t.Helper()
+	start := time.Now()
+	for {
+		top := l.observe(ctx, c)
+		moved := top.Exists && len(top.Uncovered()) == 0
+		for _, id := range top.Masters() {
+			m := top.Members[id]
+			if !m.Live {
+				moved = false
+			}
+		}
+		if moved {
+			l.t.Logf("automatic failover after %v", time.Since(start))
+			return
+		}
+		select {
+		case <-ctx.Done():
+			l.t.Fatalf("no failover of %s's masters: %s", host, layoutSignature(top))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func TestIntegrationWipedHostAfterFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault scenario")
+	}
+	l := newLab(t, 3, 3, 26200)
+	c := l.config(2)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	l.createCluster(ctx, c)
+
+	l.killHost("node3")
+	l.waitFailover(ctx, c, "node3")
+	l.keys("write", "during", 10000)
+
+	// The playbook: prepare (nothing left to promote), start the wiped host, converge.
+	prep := l.config(2)
+	prep.Mode = ModePrepare
+	changes, _, err := l.run(ctx, prep, false)
+	if err != nil {
+		t.Fatalf("prepare: %v", err)
+	}
+	if len(changes) != 0 {
+		t.Fatalf("prepare after failover changed %v", changes)
+	}
+	l.startHost("node3", true)
+	start := time.Now()
+	changes, out, err := l.run(ctx, c, false)
+	if err != nil {
+		t.Fatalf("converge: %v", err)
+	}
+	t.Logf("converge after wiped host: %v, %s", time.Since(start), out.Summary)
+	l.assertPerfect(ctx, c)
+	l.keys("check", "before", 10000)
+	l.keys("check", "during", 10000)
+	if changes, _, err := l.run(ctx, c, false); err != nil || len(changes) != 0 {
+		t.Fatalf("re-run: %v %v", err, changes)
+	}
+}
+
+func TestIntegrationWipedHostBeforeFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault scenario")
+	}
+	l := newLab(t, 3, 3, 26300)
+	c := l.config(2)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	l.createCluster(ctx, c)
+
+	// Kill and restart at once: prepare promotes before the empty instances start.
+	l.killHost("node1")
+	prep := l.config(2)
+	prep.Mode = ModePrepare
+	changes, _, err := l.run(ctx, prep, false)
+	if err != nil {
+		t.Fatalf("prepare: %v", err)
+	}
+	if len(changes) != 1 {
+		t.Fatalf("prepare made %d changes, want 1 promotion", len(changes))
+	}
+	l.startHost("node1", true)
+	start := time.Now()
+	changes, _, err = l.run(ctx, c, false)
+	if err != nil {
+		t.Fatalf("converge: %v", err)
+	}
+	t.Logf("converge after wiped host: %v", time.Since(start))
+	l.assertPerfect(ctx, c)
+	l.keys("check", "before", 10000)
+}
+
+func TestIntegrationIntactHostRejoins(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault scenario")
+	}
+	l := newLab(t, 3, 3, 26400)
+	c := l.config(2)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	l.createCluster(ctx, c)
+
+	l.killHost("node2")
+	l.waitFailover(ctx, c, "node2")
+	l.keys("write", "during", 10000)
+	l.startHost("node2", false)
+	changes, _, err := l.run(ctx, c, false)
+	if err != nil {
+		t.Fatalf("converge: %v", err)
+	}
+	failovers := 0
+	for _, ch := range changes {
+		if strings.HasPrefix(ch.Summary, "failover to node2:") {
+			failovers++
+		}
+	}
+	if failovers != 1 {
+		t.Fatalf("want one master moved back to node2, changes: %v", changes)
+	}
+	l.assertPerfect(ctx, c)
+	l.keys("check", "before", 10000)
+	l.keys("check", "during", 10000)
+}
