@@ -201,7 +201,11 @@ func (s sshConnector) Connect(ctx context.Context, h *config.Host) (engine.Conn,
 	if err != nil {
 		return nil, err
 	}
-	return sshconn.Dial(ctx, cfg, s.pb.Secrets)
+	c, err := sshconn.Dial(ctx, cfg, s.pb.Secrets)
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return c, nil
 }
 
 func (s sshConnector) config(h *config.Host, depth int) (sshconn.Config, error) {

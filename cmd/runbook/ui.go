@@ -194,7 +194,11 @@ type jsonChange struct {
 func (j *jsonUI) Event(e run.Event) {
 	switch e.Type {
 	case run.EventStart:
-		writeJSON(j.w, map[string]any{"type": "start", "mode": string(e.Mode), "hosts": e.Hosts})
+		writeJSON(j.w, struct {
+			Type  string   `json:"type"`
+			Mode  string   `json:"mode"`
+			Hosts []string `json:"hosts"`
+		}{"start", string(e.Mode), e.Hosts})
 	case run.EventResult:
 		obj := struct {
 			Type       string       `json:"type"`
@@ -210,12 +214,27 @@ func (j *jsonUI) Event(e run.Event) {
 		writeJSON(j.w, map[string]any{"type": "warning", "host": e.Host, "task": e.Task, "message": e.Summary})
 	case run.EventRecap:
 		rc := e.Recap
-		hosts := map[string]any{}
-		for h, c := range rc.PerHost {
-			hosts[h] = map[string]any{"ok": c.OK, "changed": c.Changed, "failed": c.Failed, "skipped": c.Skipped, "unreachable": c.Unreachable}
+		type hostJSON struct {
+			OK          int  `json:"ok"`
+			Changed     int  `json:"changed"`
+			Failed      int  `json:"failed"`
+			Skipped     int  `json:"skipped"`
+			Unreachable bool `json:"unreachable"`
 		}
-		writeJSON(j.w, map[string]any{"type": "recap", "mode": string(e.Mode), "ok": rc.OK, "changed": rc.Changed, "failed": rc.Failed,
-			"skipped": rc.Skipped, "duration_ms": rc.Duration.Milliseconds(), "hosts": hosts})
+		hosts := map[string]hostJSON{}
+		for h, c := range rc.PerHost {
+			hosts[h] = hostJSON{c.OK, c.Changed, c.Failed, c.Skipped, c.Unreachable}
+		}
+		writeJSON(j.w, struct {
+			Type       string              `json:"type"`
+			OK         int                 `json:"ok"`
+			Changed    int                 `json:"changed"`
+			Failed     int                 `json:"failed"`
+			Skipped    int                 `json:"skipped"`
+			DurationMS int64               `json:"duration_ms"`
+			Mode       string              `json:"mode"`
+			Hosts      map[string]hostJSON `json:"hosts"`
+		}{"recap", rc.OK, rc.Changed, rc.Failed, rc.Skipped, rc.Duration.Milliseconds(), string(e.Mode), hosts})
 	}
 }
 

@@ -229,7 +229,26 @@ func Load(opts Options) (*Playbook, hcl.Diagnostics) {
 	if !diags.HasErrors() || len(bad) < len(p.Tasks)+len(p.Handlers) {
 		diags = append(diags, p.checkInstances(bad)...)
 	}
-	return p, diags
+	return p, dedupe(diags)
+}
+
+// dedupe drops diagnostics that repeat an earlier one (same summary at the same place), as the
+// module schema is checked both when a task is read and when it is expanded.
+func dedupe(diags hcl.Diagnostics) hcl.Diagnostics {
+	seen := map[string]bool{}
+	out := diags[:0:0]
+	for _, d := range diags {
+		key := d.Summary
+		if d.Subject != nil {
+			key += "@" + d.Subject.String()
+		}
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		out = append(out, d)
+	}
+	return out
 }
 
 func (p *Playbook) parse(path string) (*hcl.File, hcl.Diagnostics) {

@@ -56,6 +56,7 @@ type Runner struct {
 	failed   map[string]bool                 // hosts that failed: their remaining tasks do not run
 	notified map[string]map[string]bool      // handler -> hosts
 	outputs  map[string]map[string]cty.Value // task -> host -> outputs (object; for_each: object of keys)
+	pending  map[string]map[string]bool      // plan: task -> hosts where it would change something
 	outVer   int
 	outCache cty.Value
 	cacheVer int
@@ -77,6 +78,7 @@ func New(pb *config.Playbook, opts Options) *Runner {
 		failed:   map[string]bool{},
 		notified: map[string]map[string]bool{},
 		outputs:  map[string]map[string]cty.Value{},
+		pending:  map[string]map[string]bool{},
 		cacheVer: -1,
 		recap:    Recap{PerHost: map[string]*HostCount{}},
 	}
@@ -276,6 +278,7 @@ func (r *Runner) runOnHost(ctx context.Context, t *config.Task, h string) bool {
 	}
 	if errors.Is(err, config.ErrUnknown) {
 		if r.opts.Mode == Plan {
+			r.markPending(t.Name, h)
 			r.setOutput(t.Name, h, "", cty.DynamicVal)
 			r.result(t.Name, h, StatusChanged, "may run: for_each or when depends on values known after apply", nil, time.Since(start))
 			return true
@@ -327,6 +330,7 @@ func (r *Runner) runInstance(ctx context.Context, in config.Instance) bool {
 		}
 		if errors.Is(err, config.ErrUnknown) {
 			if r.opts.Mode == Plan {
+				r.markPending(in.Task.Name, h)
 				r.setOutput(in.Task.Name, h, in.Key, cty.DynamicVal)
 				r.result(name, h, StatusChanged, "will run with values known after apply", nil, time.Since(start))
 				return true
@@ -361,6 +365,17 @@ func (r *Runner) runInstance(ctx context.Context, in config.Instance) bool {
 	}
 	changes := target.Changes()
 	d := time.Since(start)
+	stale := r.opts.Mode == Plan && r.dependsOnPending(in.Task, h)
+	if stale && runErr != nil && !errors.Is(runErr, engine.ErrSkipped) {
+		// what the module read is about to change: its error is not a verdict on the plan
+		r.markPending(in.Task.Name, h)
+		r.setOutput(in.Task.Name, h, in.Key, cty.DynamicVal)
+		r.result(name, h, StatusChanged, "result depends on changes planned before it: "+firstLine(errSummary(runErr)), nil, d)
+		return true
+	}
+	if len(changes) > 0 {
+		r.markPending(in.Task.Name, h)
+	}
 	switch {
 	case errors.Is(runErr, engine.ErrSkipped):
 		r.result(name, h, StatusSkipped, outcome.Summary, nil, d)
@@ -375,8 +390,9 @@ func (r *Runner) runInstance(ctx context.Context, in config.Instance) bool {
 		r.result(name, h, StatusOK, outcome.Summary, nil, d)
 	}
 	out := outputsValue(outcome.Outputs)
-	if r.opts.Mode == Plan && len(changes) > 0 {
+	if r.opts.Mode == Plan && (len(changes) > 0 || stale) {
 		out = cty.DynamicVal
+		r.markPending(in.Task.Name, h)
 	}
 	r.setOutput(in.Task.Name, h, in.Key, out)
 	return true
@@ -397,6 +413,59 @@ func (r *Runner) until(in config.Instance, o engine.Outcome) (bool, error) {
 		return false, fmt.Errorf("until condition is false")
 	}
 	return true, nil
+}
+
+// markPending records that task would change something on host h (plan).
+func (r *Runner) markPending(task, h string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pending[task] == nil {
+		r.pending[task] = map[string]bool{}
+	}
+	r.pending[task][h] = true
+}
+
+// dependsOnPending reports whether t depends, directly or not, on a task that would change
+// something on host h (or, for a run_once task, on any host). Handlers depend on every task.
+func (r *Runner) dependsOnPending(t *config.Task, h string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var deps []string
+	if t.Handler {
+		for _, x := range r.pb.Tasks {
+			deps = append(deps, x.Name)
+		}
+	} else {
+		seen := map[string]bool{}
+		var walk func(n string)
+		walk = func(n string) {
+			for _, d := range r.pb.Graph.DependenciesOf(n) {
+				if !seen[d] {
+					seen[d] = true
+					deps = append(deps, d)
+					walk(d)
+				}
+			}
+		}
+		walk(t.Name)
+	}
+	for _, d := range deps {
+		hosts := r.pending[d]
+		if hosts[h] {
+			return true
+		}
+		if dt, ok := r.pb.Task(d); (ok && dt.RunOnce || t.RunOnce) && len(hosts) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
 }
 
 func (r *Runner) markFailed(h string) {

@@ -300,6 +300,7 @@ func TestHostKeyStrict(t *testing.T) {
 		for _, file := range []string{filepath.Join(dir, "missing"), writeFile(t, dir, "empty", "")} {
 			_, err := Dial(context.Background(), s.config("node1", file), nil)
 			var ue *UnknownHostKeyError
+			t.Logf("error: %v", err)
 			if !errors.As(err, &ue) {
 				t.Fatalf("err = %v, want UnknownHostKeyError", err)
 			}
@@ -318,6 +319,7 @@ func TestHostKeyStrict(t *testing.T) {
 		file := writeFile(t, dir, "changed", "# comment\n"+knownhosts.Line([]string{s.addr()}, other.pub())+"\n")
 		_, err := Dial(context.Background(), s.config("node1", file), nil)
 		var ce *HostKeyChangedError
+		t.Logf("error: %v", err)
 		if !errors.As(err, &ce) {
 			t.Fatalf("err = %v, want HostKeyChangedError", err)
 		}
@@ -398,7 +400,9 @@ func TestHostKeyAcceptNew(t *testing.T) {
 		cfg := s.config("node1", file)
 		cfg.HostKeyPolicy = AcceptNew
 		var ce *HostKeyChangedError
-		if _, err := Dial(context.Background(), cfg, nil); !errors.As(err, &ce) {
+		_, err := Dial(context.Background(), cfg, nil)
+		t.Logf("error: %v", err)
+		if !errors.As(err, &ce) {
 			t.Fatalf("err = %v, want HostKeyChangedError", err)
 		}
 		if data, _ := os.ReadFile(file); strings.Count(string(data), "ssh-ed25519") != 1 {
@@ -479,6 +483,7 @@ func TestAuthFailure(t *testing.T) {
 	cfg.PrivateKeys = []string{wrong.file}
 	_, err := Dial(context.Background(), cfg, nil)
 	var ae *AuthError
+	t.Logf("error: %v", err)
 	if !errors.As(err, &ae) {
 		t.Fatalf("err = %v, want AuthError", err)
 	}
@@ -499,6 +504,7 @@ func TestUnreachable(t *testing.T) {
 	cfg := Config{Name: "node2", Address: "127.0.0.1", Port: port, PrivateKeys: []string{key.file}, KnownHosts: known}
 	_, err := Dial(context.Background(), cfg, nil)
 	var ue *UnreachableError
+	t.Logf("error: %v", err)
 	if want := fmt.Sprintf("node2 (127.0.0.1:%d): connection refused", port); !errors.As(err, &ue) || err.Error() != want {
 		t.Errorf("closed port: err = %v, want %q", err, want)
 	}
@@ -532,6 +538,7 @@ func TestUnreachable(t *testing.T) {
 	cfg.Port, cfg.ConnectTimeout = l.Addr().(*net.TCPAddr).Port, 300*time.Millisecond
 	start := time.Now()
 	_, err = Dial(context.Background(), cfg, nil)
+	t.Logf("error: %v", err)
 	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "timed out after 300ms during the SSH handshake") {
 		t.Errorf("silent server: err = %v, want a handshake timeout", err)
 	}
@@ -572,6 +579,7 @@ func TestJumpHost(t *testing.T) {
 	cfg.Jump = &cj
 	_, err = Dial(context.Background(), cfg, nil)
 	var ue *UnreachableError
+	t.Logf("error: %v", err)
 	if !errors.As(err, &ue) || ue.Via != "bastion2" || !strings.HasPrefix(err.Error(), "node2 ("+target.addr()+") via bastion2: ") {
 		t.Errorf("through a jump host without forwarding: err = %v", err)
 	}
@@ -580,6 +588,7 @@ func TestJumpHost(t *testing.T) {
 	dead := Config{Name: "bastion3", Address: "127.0.0.1", Port: freePort(t)}
 	cfg.Jump = &dead
 	_, err = Dial(context.Background(), cfg, nil)
+	t.Logf("error: %v", err)
 	if !errors.As(err, &ue) || ue.Host != "bastion3" || !strings.HasPrefix(err.Error(), "node2: through jump host: bastion3 ") {
 		t.Errorf("unreachable jump host: err = %v", err)
 	}
@@ -616,6 +625,7 @@ func TestReconnectAfterSSHDRestart(t *testing.T) {
 	s.kill()
 	err = <-errc
 	var le *LostError
+	t.Logf("error: %v", err)
 	if !errors.As(err, &le) || !le.Running || !strings.Contains(err.Error(), "node1: connection lost while the command was running") {
 		t.Fatalf("command under a dying connection: err = %v, want LostError with Running", err)
 	}
@@ -623,6 +633,7 @@ func TestReconnectAfterSSHDRestart(t *testing.T) {
 	// The host stays down: the next command says so clearly.
 	_, err = c.Exec(context.Background(), engine.Command{Cmd: "true"})
 	var ue *UnreachableError
+	t.Logf("error: %v", err)
 	if !errors.As(err, &le) || !errors.As(err, &ue) || !strings.Contains(err.Error(), "reconnecting failed: node1 ("+s.addr()+"): connection refused") {
 		t.Fatalf("exec while sshd is down: err = %v", err)
 	}
@@ -661,6 +672,7 @@ func TestKeepAliveDetectsVanishedHost(t *testing.T) {
 	}
 	elapsed := time.Since(start)
 	var le *LostError
+	t.Logf("error: %v", err)
 	if !errors.As(err, &le) || !strings.Contains(err.Error(), "no answer to keepalive") {
 		t.Errorf("err = %v, want LostError for a keepalive timeout", err)
 	}

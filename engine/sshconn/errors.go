@@ -3,6 +3,7 @@ package sshconn
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 )
 
@@ -28,6 +29,7 @@ type UnreachableError struct {
 	Err error
 }
 
+// Error returns a one-line message naming the host, address and reason.
 func (e *UnreachableError) Error() string {
 	via := ""
 	if e.Via != "" {
@@ -54,6 +56,7 @@ type AuthError struct {
 	Err error
 }
 
+// Error returns a one-line message naming the host, user and keys tried.
 func (e *AuthError) Error() string {
 	keys := "no keys"
 	if len(e.Keys) > 0 {
@@ -81,6 +84,8 @@ type UnknownHostKeyError struct {
 	Line string
 }
 
+// Error returns a one-line message naming the host and the offered key's fingerprint, and
+// saying how to accept it.
 func (e *UnknownHostKeyError) Error() string {
 	return fmt.Sprintf("%s (%s): unknown host key %s %s (not in %s); verify the fingerprint, then add the key to that file or connect once with host key policy accept-new",
 		e.Host, e.Addr, e.KeyType, e.Fingerprint, e.KnownHosts)
@@ -97,6 +102,7 @@ type KnownKey struct {
 	Line int
 }
 
+// String returns "type fingerprint (file:line)".
 func (k KnownKey) String() string {
 	return fmt.Sprintf("%s %s (%s:%d)", k.KeyType, k.Fingerprint, k.File, k.Line)
 }
@@ -115,6 +121,8 @@ type HostKeyChangedError struct {
 	Expected []KnownKey
 }
 
+// Error returns a one-line message naming the host, the offered key and the expected ones with
+// their known_hosts lines.
 func (e *HostKeyChangedError) Error() string {
 	want := make([]string, len(e.Expected))
 	for i, k := range e.Expected {
@@ -138,6 +146,7 @@ type LostError struct {
 	Reconnect error
 }
 
+// Error returns a one-line message naming the host, what happened to the command and why.
 func (e *LostError) Error() string {
 	var b strings.Builder
 	b.WriteString(e.Host)
@@ -145,7 +154,10 @@ func (e *LostError) Error() string {
 	if e.Running {
 		b.WriteString(" while the command was running (it may or may not have completed)")
 	}
-	if e.Cause != nil {
+	switch {
+	case errors.Is(e.Cause, io.EOF):
+		b.WriteString(": closed by the host")
+	case e.Cause != nil:
 		fmt.Fprintf(&b, ": %v", e.Cause)
 	}
 	if e.Reconnect != nil {

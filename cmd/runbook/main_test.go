@@ -1,0 +1,56 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/runbook/runbook/testenv"
+)
+
+var lab = testenv.NewShared(testenv.Options{Nodes: 3})
+
+func TestMain(m *testing.M) {
+	os.Exit(testscript.RunMain(sharedLabMain{m}, map[string]func() int{
+		"runbook": func() int { return Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Environ()) },
+	}))
+}
+
+// sharedLabMain downs the shared lab after the package's tests.
+type sharedLabMain struct{ m *testing.M }
+
+func (s sharedLabMain) Run() int { return lab.Run(s.m) }
+
+// TestScripts runs the CLI scenarios that need no host: validation, diagnostics, fmt, graph, help.
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{Dir: "testdata/script", RequireExplicitExec: true})
+}
+
+// TestLabScripts runs the CLI scenarios against the lab's real hosts (real sshd).
+func TestLabScripts(t *testing.T) {
+	l := lab.Lab(t)
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/lab",
+		RequireExplicitExec: true,
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("INVENTORY", l.InventoryPath())
+			env.Setenv("KNOWN_HOSTS", l.KnownHostsPath())
+			env.Setenv("SSH_KEY", l.KeyPath())
+			for _, h := range l.Nodes() {
+				env.Setenv("ADDR_"+h.Name, h.Address)
+			}
+			env.Setenv("TEMPLATES", filepath.Join(mustAbs(t, "../../templates")))
+			return nil
+		},
+	})
+}
+
+func mustAbs(t *testing.T, p string) string {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
+}
