@@ -518,4 +518,3 @@ func benchmarkUpDown(b *testing.B, nodes int) {
 
 func BenchmarkUpDown3(b *testing.B)  { benchmarkUpDown(b, 3) }
 func BenchmarkUpDown30(b *testing.B) { benchmarkUpDown(b, 30) }
-

@@ -36,7 +36,7 @@ func Start(tb testing.TB, opts Options) *Lab {
 		})
 	}
 	if err != nil {
-		tb.Fatal(err)
+		tb.Fatalf("testenv up: %v", err)
 	}
 	return lab
 }
@@ -111,7 +111,7 @@ func (s *Shared) Lab(tb testing.TB) *Lab {
 		tb.Skip("testenv: " + s.skip)
 	}
 	if s.err != nil {
-		tb.Fatal(s.err)
+		tb.Fatalf("testenv up: %v", s.err)
 	}
 	return s.lab
 }

@@ -45,7 +45,7 @@ func Unsupported() string {
 // down.
 func Up(ctx context.Context, opts Options) (*Lab, error) {
 	if reason := Unsupported(); reason != "" {
-		return nil, errors.New("testenv: " + reason)
+		return nil, errors.New(reason)
 	}
 	if opts.Dir == "" {
 		opts.Dir = DefaultDir
@@ -54,7 +54,7 @@ func Up(ctx context.Context, opts Options) (*Lab, error) {
 		opts.Nodes = DefaultNodes
 	}
 	if opts.Nodes < 1 || opts.Nodes > maxNodes {
-		return nil, fmt.Errorf("testenv: --nodes must be between 1 and %d", maxNodes)
+		return nil, fmt.Errorf("nodes must be between 1 and %d", maxNodes)
 	}
 	if opts.Log == nil {
 		opts.Log = io.Discard
@@ -98,7 +98,7 @@ func Up(ctx context.Context, opts Options) (*Lab, error) {
 	}
 	l.st = st
 	if err != nil {
-		return l, fmt.Errorf("testenv up: %w", err)
+		return l, err
 	}
 	return l, nil
 }

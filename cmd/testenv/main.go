@@ -55,6 +55,9 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Bring the lab up (a no-op when it is up)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if nodes < 1 {
+				return fmt.Errorf("--nodes must be at least 1, not %d", nodes)
+			}
 			lab, err := testenv.Up(cmd.Context(), testenv.Options{Dir: dir, Nodes: nodes, LDAP: ldap, Log: stderr})
 			if err != nil {
 				return err
