@@ -48,7 +48,7 @@ func TestRun(t *testing.T) {
 		{
 			name:     "file in the way",
 			mod:      Directory{Path: "/var/lib/redis", State: "present"},
-			probe:    "file 644 root root 0 0 1 abc",
+			probe:    "file 644 root root 0 0 1 2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881",
 			wantCmds: []string{`^p=`},
 			wantErr:  "is not a directory",
 		},
@@ -76,7 +76,7 @@ func TestRun(t *testing.T) {
 		{
 			name:     "remove refuses a file",
 			mod:      Directory{Path: "/var/lib/redis", State: "absent"},
-			probe:    "file 644 root root 0 0 1 abc",
+			probe:    "file 644 root root 0 0 1 2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881",
 			wantCmds: []string{`^p=`},
 			wantErr:  "is not a directory; refusing",
 		},
