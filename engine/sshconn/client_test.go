@@ -458,15 +458,16 @@ func TestHostKeyAcceptNewConcurrent(t *testing.T) {
 
 func TestHostKeyOfAnotherTypeRecorded(t *testing.T) {
 	t.Parallel()
-	// The host has an ed25519 and an ECDSA key; known_hosts has only the ECDSA one. The client
-	// must ask for that one instead of calling the ed25519 key a changed key.
-	for _, order := range [][]string{{"ed25519", "ecdsa"}, {"ecdsa", "ed25519"}} {
+	// The host has an ECDSA and an ed25519 key, and known_hosts has only the ed25519 one (as
+	// ssh(1) records it). The ssh package prefers ECDSA: the client must ask for the recorded
+	// type instead of calling the ECDSA key a changed key.
+	for _, order := range [][]string{{"ecdsa", "ed25519"}, {"ed25519", "ecdsa"}} {
 		s := startSSHD(t, sshdOptions{hostKeyTypes: order})
-		ecdsaKey := s.hostKeys[0]
-		if order[0] != "ecdsa" {
-			ecdsaKey = s.hostKeys[1]
+		recorded := s.hostKeys[0]
+		if order[0] != "ed25519" {
+			recorded = s.hostKeys[1]
 		}
-		file := writeFile(t, t.TempDir(), "known_hosts", knownhosts.Line([]string{s.addr()}, ecdsaKey.pub())+"\n")
+		file := writeFile(t, t.TempDir(), "known_hosts", knownhosts.Line([]string{s.addr()}, recorded.pub())+"\n")
 		c, err := Dial(context.Background(), s.config("node1", file), nil)
 		if err != nil {
 			t.Fatalf("host keys %v: %v", order, err)
