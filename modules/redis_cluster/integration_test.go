@@ -446,3 +446,114 @@ func TestIntegrationIntactHostRejoins(t *testing.T) {
 	l.keys("check", "before", 10000)
 	l.keys("check", "during", 10000)
 }
+
+// masterOn returns the port of the master on host.
+func masterOn(t *testing.T, top *Topology, host string) int {
+	t.Helper()
+	for _, id := range top.Masters() {
+		if m := top.Members[id]; m.Live && top.Instances[m.Inst].Host == host {
+			return top.Instances[m.Inst].Port
+		}
+	}
+	t.Fatalf("no master on %s", host)
+	return 0
+}
+
+// expectRefusal runs converge and checks it refused with want in the message and changed nothing.
+func (l *lab) expectRefusal(ctx context.Context, c *Config, want string) {
+	l.t.Helper()
+	before := layoutSignature(l.observe(ctx, c))
+	changes, _, err := l.run(ctx, c, false)
+	if err == nil || !IsRefusal(err) || !strings.Contains(err.Error(), want) {
+		l.t.Fatalf("want a refusal saying %q, got %v", want, err)
+	}
+	l.t.Logf("refused: %v", err)
+	if len(changes) != 0 {
+		l.t.Fatalf("refusal recorded changes: %v", changes)
+	}
+	if after := layoutSignature(l.observe(ctx, c)); after != before {
+		l.t.Fatalf("refusal changed the cluster:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+func TestIntegrationRefusals(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault scenario")
+	}
+	l := newLab(t, 3, 3, 26500, "--enable-debug-command", "yes")
+	c := l.config(2)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	s, err := c.open(ctx, engine.NewTarget(engine.TargetOptions{Hosts: l.ips}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.c.close()
+
+	// An instance that should be empty holds keys.
+	if _, err := s.c.do(ctx, 4, "DEBUG", "POPULATE", 5); err != nil {
+		t.Fatal(err)
+	}
+	l.expectRefusal(ctx, c, "node2:26501 should be empty but holds 5 keys")
+	if _, err := s.c.do(ctx, 4, "FLUSHALL"); err != nil {
+		t.Fatal(err)
+	}
+	l.createCluster(ctx, c)
+
+	// An instance that belongs to another cluster.
+	l.ips["node4"] = "127.0.0.14"
+	l.start("node4", 26500, true)
+	l.start("node4", 26501, true)
+	other := l.config(0)
+	other.Instances = []InstanceConfig{{Host: "node4", Port: 26500}, {Host: "node4", Port: 26501}}
+	o, err := other.open(ctx, engine.NewTarget(engine.TargetOptions{Hosts: l.ips}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.c.close()
+	if _, err := o.c.do(ctx, 0, "CLUSTER", "MEET", "127.0.0.14", 26501); err != nil {
+		t.Fatal(err)
+	}
+	withForeign := l.config(2)
+	withForeign.Instances = append(withForeign.Instances, InstanceConfig{Host: "node4", Port: 26500})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if top := l.observe(ctx, withForeign); len(top.Foreign) == 1 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	l.expectRefusal(ctx, withForeign, "node4:26500 belongs to another cluster")
+
+	// Fewer than a majority of masters alive: refused, unless allow_takeover.
+	top := l.observe(ctx, c)
+	m1, m2 := masterOn(t, top, "node1"), masterOn(t, top, "node2")
+	l.kill("node1", m1)
+	l.kill("node2", m2)
+	l.expectRefusal(ctx, c, "only 1 of 3 masters are alive")
+	take := l.config(2)
+	take.Mode, take.AllowTakeover = ModePrepare, true
+	changes, _, err := l.run(ctx, take, false)
+	if err != nil || len(changes) != 2 {
+		t.Fatalf("prepare with takeover: %v, changes %v", err, changes)
+	}
+	l.start("node1", m1, true)
+	l.start("node2", m2, true)
+	if _, _, err := l.run(ctx, c, false); err != nil {
+		t.Fatalf("converge after takeover: %v", err)
+	}
+	l.assertPerfect(ctx, c)
+	l.keys("check", "before", 10000)
+
+	// Some slots have no live copy: a master and both its replicas are down.
+	top = l.observe(ctx, c)
+	id := top.Masters()[0]
+	victims := []int{top.Members[id].Inst}
+	for _, r := range top.ReplicasOf(id) {
+		victims = append(victims, top.Members[r].Inst)
+	}
+	for _, v := range victims {
+		l.kill(top.Instances[v].Host, top.Instances[v].Port)
+	}
+	l.expectRefusal(ctx, c, "slots have no live copy: "+FormatRanges(top.Members[id].Slots))
+}
