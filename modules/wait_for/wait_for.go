@@ -96,7 +96,7 @@ func (m *WaitFor) Run(ctx context.Context, t *engine.Target) (engine.Outcome, er
 	if err := m.Validate(); err != nil {
 		return engine.Outcome{}, err
 	}
-	what, check := m.condition(t)
+	what, holds, check := m.condition(t)
 	out := engine.Outcome{Outputs: map[string]cty.Value{"elapsed": cty.NumberIntVal(0)}}
 	if t.DryRun() {
 		ok, err := check(ctx)
@@ -104,7 +104,7 @@ func (m *WaitFor) Run(ctx context.Context, t *engine.Target) (engine.Outcome, er
 			return out, err
 		}
 		if ok {
-			out.Summary = what + ": holds now"
+			out.Summary = holds
 		} else {
 			out.Summary = "would wait for " + what
 		}
@@ -118,12 +118,13 @@ func (m *WaitFor) Run(ctx context.Context, t *engine.Target) (engine.Outcome, er
 	}
 	elapsed := time.Since(start)
 	out.Outputs["elapsed"] = cty.NumberFloatVal(math.Round(elapsed.Seconds()*1000) / 1000)
-	out.Summary = fmt.Sprintf("%s (after %s)", what, elapsed.Round(time.Millisecond))
+	out.Summary = fmt.Sprintf("%s (after %s)", holds, elapsed.Round(time.Millisecond))
 	return out, nil
 }
 
-// condition returns a description of what is awaited and a read-only check for it.
-func (m *WaitFor) condition(t *engine.Target) (string, func(ctx context.Context) (bool, error)) {
+// condition returns a description of what is awaited, the sentence that says it holds, and a
+// read-only check for it.
+func (m *WaitFor) condition(t *engine.Target) (what, holds string, check func(ctx context.Context) (bool, error)) {
 	positive := m.State == "" || m.State == "started" || m.State == "present"
 	c := t.Conn()
 	switch {
@@ -133,20 +134,20 @@ func (m *WaitFor) condition(t *engine.Target) (string, func(ctx context.Context)
 			host = t.Host().Address
 		}
 		addr := net.JoinHostPort(host, strconv.Itoa(m.Port))
-		what := "port " + addr + " to be open"
+		what, holds := "port "+addr+" to be open", "port "+addr+" is open"
 		if !positive {
-			what = "port " + addr + " to be closed"
+			what, holds = "port "+addr+" to be closed", "port "+addr+" is closed"
 		}
-		return what, func(ctx context.Context) (bool, error) {
+		return what, holds, func(ctx context.Context) (bool, error) {
 			return portOpen(ctx, c, addr) == positive, nil
 		}
 	case m.Path != "":
-		what := m.Path + " to exist"
+		what, holds := m.Path+" to exist", m.Path+" exists"
 		if !positive {
-			what = m.Path + " to be absent"
+			what, holds = m.Path+" to be absent", m.Path+" is absent"
 		}
 		cmd := "if [ -e " + engine.ShellQuote(m.Path) + " ]; then echo present; else echo absent; fi"
-		return what, func(ctx context.Context) (bool, error) {
+		return what, holds, func(ctx context.Context) (bool, error) {
 			out, err := engine.Run(ctx, c, cmd)
 			if err != nil {
 				return false, fmt.Errorf("check %s: %w", m.Path, err)
@@ -154,7 +155,7 @@ func (m *WaitFor) condition(t *engine.Target) (string, func(ctx context.Context)
 			return (strings.TrimSpace(string(out)) == "present") == positive, nil
 		}
 	}
-	return "command to succeed: " + m.Command, func(ctx context.Context) (bool, error) {
+	return "command to succeed: " + m.Command, "command succeeds: " + m.Command, func(ctx context.Context) (bool, error) {
 		res, err := c.Exec(ctx, engine.Command{Cmd: "(\n" + m.Command + "\n) </dev/null"})
 		if err != nil {
 			return false, fmt.Errorf("run %s: %w", m.Command, err)

@@ -65,11 +65,11 @@ func TestPort(t *testing.T) {
 		wantSummary  string
 		wantErr      string
 	}{
-		{"open now, plan", "", 0, true, 1, "port 192.0.2.1:P to be open: holds now", ""},
+		{"open now, plan", "", 0, true, 1, "port 192.0.2.1:P is open", ""},
 		{"closed, plan", "started", -1, true, 1, "would wait for port 192.0.2.1:P to be open", ""},
-		{"opens on the third check", "started", 2, false, 3, "port 192.0.2.1:P to be open (after ", ""},
+		{"opens on the third check", "started", 2, false, 3, "port 192.0.2.1:P is open (after ", ""},
 		{"never opens", "started", -1, false, 0, "", "timed out after 300ms waiting for port 192.0.2.1:P to be open"},
-		{"closed as wanted", "stopped", -1, false, 1, "port 192.0.2.1:P to be closed (after ", ""},
+		{"closed as wanted", "stopped", -1, false, 1, "port 192.0.2.1:P is closed (after ", ""},
 		{"still open", "stopped", 0, false, 0, "", "timed out after 300ms waiting for port 192.0.2.1:P to be closed"},
 	}
 	for _, tt := range tests {
@@ -109,10 +109,10 @@ func TestPathAndCommand(t *testing.T) {
 		wantSummary string
 		wantErr     string
 	}{
-		{"path appears", WaitFor{Path: "/run/a.pid"}, []string{"absent", "absent", "present"}, false, `^if \[ -e /run/a\.pid \]; then echo present; else echo absent; fi$`, 3, "/run/a.pid to exist (after ", ""},
+		{"path appears", WaitFor{Path: "/run/a.pid"}, []string{"absent", "absent", "present"}, false, `^if \[ -e /run/a\.pid \]; then echo present; else echo absent; fi$`, 3, "/run/a.pid exists (after ", ""},
 		{"path absent plan", WaitFor{Path: "/run/a.pid"}, []string{"absent"}, true, `^if \[ -e`, 1, "would wait for /run/a.pid to exist", ""},
-		{"path goes away", WaitFor{Path: "/run/a.pid", State: "absent"}, []string{"present", "absent"}, false, `^if \[ -e`, 2, "/run/a.pid to be absent (after ", ""},
-		{"command succeeds", WaitFor{Command: "redis-cli ping # probe"}, []string{"1", "0"}, false, `^\(\nredis-cli ping # probe\n\) </dev/null$`, 2, "command to succeed: redis-cli ping # probe (after ", ""},
+		{"path goes away", WaitFor{Path: "/run/a.pid", State: "absent"}, []string{"present", "absent"}, false, `^if \[ -e`, 2, "/run/a.pid is absent (after ", ""},
+		{"command succeeds", WaitFor{Command: "redis-cli ping # probe"}, []string{"1", "0"}, false, `^\(\nredis-cli ping # probe\n\) </dev/null$`, 2, "command succeeds: redis-cli ping # probe (after ", ""},
 		{"command times out", WaitFor{Command: "false"}, []string{"1"}, false, `^\(`, 0, "", "timed out after 300ms waiting for command to succeed: false"},
 	}
 	for _, tt := range tests {

@@ -403,7 +403,7 @@ func TestServiceAndWaitFor(t *testing.T) {
 	}
 	out, _ = h.run(t, wait("started"), false, "")
 	t.Logf("wait_for: %s", out.Summary)
-	if out, _ := h.run(t, wait("started"), true, ""); !strings.HasSuffix(out.Summary, "holds now") {
+	if out, _ := h.run(t, wait("started"), true, ""); !strings.HasSuffix(out.Summary, ":"+strconv.Itoa(port)+" is open") {
 		t.Errorf("wait_for plan with redis up: %q", out.Summary)
 	}
 
@@ -441,7 +441,7 @@ func TestServiceAndWaitFor(t *testing.T) {
 	if err := os.WriteFile(p, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, _ := h.run(t, &waitfor.WaitFor{Path: p, Timeout: "1s", Interval: "50ms"}, false, ""); !strings.HasPrefix(out.Summary, p+" to exist") {
+	if out, _ := h.run(t, &waitfor.WaitFor{Path: p, Timeout: "1s", Interval: "50ms"}, false, ""); !strings.HasPrefix(out.Summary, p+" exists (after ") {
 		t.Errorf("wait_for path: %q", out.Summary)
 	}
 }
