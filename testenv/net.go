@@ -27,6 +27,17 @@ type claim struct {
 	Dir    string `json:"dir"`
 	Owner  int    `json:"owner,omitempty"`
 	Subnet string `json:"subnet,omitempty"`
+	// OwnerPIDNS is the PID namespace in which Owner is a pid.
+	OwnerPIDNS uint64 `json:"owner_pidns,omitempty"`
+}
+
+// newClaim returns the claim of lab id in dir by owner (0 for CLI labs).
+func newClaim(id, dir string, owner int, subnet string) claim {
+	c := claim{ID: id, Dir: dir, Owner: owner, Subnet: subnet}
+	if owner != 0 {
+		c.OwnerPIDNS, _ = nsInode("/proc/self/ns/pid")
+	}
+	return c
 }
 
 func claimPath(id string) string { return filepath.Join(registryDir, "labs", id+".json") }
@@ -95,7 +106,7 @@ func claimID(dir string, owner int) (string, error) {
 		if taken[id] || hasPrefix(links, namePrefix+id) {
 			continue
 		}
-		return id, writeClaim(claim{ID: id, Dir: dir, Owner: owner})
+		return id, writeClaim(newClaim(id, dir, owner, ""))
 	}
 	return "", errors.New("no free lab id")
 }

@@ -289,7 +289,7 @@ func (l *Lab) ensureBridge(ctx context.Context, st *state, owner int) (bool, err
 		return false, fmt.Errorf("create bridge: %w", err)
 	}
 	l.logf("lab %s: bridge %s, gateway %s on %s", id, st.Bridge, st.Gateway, st.Subnet)
-	return true, writeClaim(claim{ID: id, Dir: l.dir, Owner: owner, Subnet: st.Subnet})
+	return true, writeClaim(newClaim(id, l.dir, owner, st.Subnet))
 }
 
 // ensureHostNetworks gives every host its network namespace and its veth link on the bridge,
@@ -484,9 +484,13 @@ func sweepStale(ctx context.Context, log io.Writer) {
 	if err != nil {
 		return
 	}
+	pidns, err := nsInode("/proc/self/ns/pid")
+	if err != nil {
+		return
+	}
 	for _, c := range claims {
-		if c.Owner == 0 || c.Owner == os.Getpid() {
-			continue
+		if c.Owner == 0 || c.Owner == os.Getpid() || c.OwnerPIDNS != pidns {
+			continue // a CLI lab, ours, or one whose owner we cannot see
 		}
 		if _, live := startTime(c.Owner); live {
 			continue
