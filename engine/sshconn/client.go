@@ -108,6 +108,12 @@ func Dial(ctx context.Context, cfg Config, secrets *engine.Secrets) (*Client, er
 	if err != nil {
 		return nil, err
 	}
+	return dialResolved(ctx, rc, secrets)
+}
+
+// dialResolved connects with a resolved Config (whose Jump is resolved too).
+func dialResolved(ctx context.Context, rc Config, secrets *engine.Secrets) (*Client, error) {
+	var err error
 	c := &Client{
 		cfg:     rc,
 		secrets: secrets,
@@ -115,7 +121,7 @@ func Dial(ctx context.Context, cfg Config, secrets *engine.Secrets) (*Client, er
 		hk:      &hostKeyChecker{name: rc.Name, file: rc.KnownHosts, policy: rc.HostKeyPolicy, hashed: rc.HashKnownHosts},
 	}
 	if rc.Jump != nil {
-		c.jump, err = Dial(ctx, *rc.Jump, secrets)
+		c.jump, err = dialResolved(ctx, *rc.Jump, secrets)
 		if err != nil {
 			return nil, fmt.Errorf("%s: through jump host: %w", rc.Name, err)
 		}

@@ -645,6 +645,22 @@ func TestReconnectAfterSSHDRestart(t *testing.T) {
 	if _, err := engine.Run(context.Background(), c, "true"); err != nil {
 		t.Fatalf("exec after sshd came back: %v", err)
 	}
+
+	// Forwarded connections reconnect too.
+	s.restart()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	conn, err := c.DialContext(context.Background(), "tcp", l.Addr().String())
+	if err != nil {
+		t.Fatalf("dial after sshd restart: %v", err)
+	}
+	conn.Close()
+	if c.Connects() != 4 {
+		t.Errorf("Connects() = %d, want 4", c.Connects())
+	}
 }
 
 func TestKeepAliveDetectsVanishedHost(t *testing.T) {
