@@ -135,6 +135,9 @@ func TestKillAndReviveWipe(t *testing.T) {
 	if alive(pid) {
 		t.Errorf("redis-server %d of node1 survived the kill", pid)
 	}
+	if out, err := exec.Command("ip", "netns", "pids", "rbl"+lab.ID()+"-node1").CombinedOutput(); err != nil || len(out) > 0 {
+		t.Errorf("processes left in node1's namespace after the kill: %q, %v", out, err)
+	}
 	if !alive(other) {
 		t.Errorf("redis-server %d of node2 died with node1", other)
 	}
