@@ -69,6 +69,9 @@ func (l *Lab) prepareHostFiles(h *hostState) (hostKey string, err error) {
 	if err != nil {
 		return "", fmt.Errorf("%s: host key: %w", h.Name, err)
 	}
+	if err := os.MkdirAll(filepath.Join(dir, "home"), 0o700); err != nil {
+		return "", fmt.Errorf("%s: home: %w", h.Name, err)
+	}
 	if err := writeFileAtomic(filepath.Join(dir, "sshd_config"), []byte(l.sshdConfig(h)), 0o600); err != nil {
 		return "", fmt.Errorf("%s: %w", h.Name, err)
 	}
@@ -97,6 +100,9 @@ func (l *Lab) sshdConfig(h *hostState) string {
 		"PrintMotd no",
 		"PrintLastLog no",
 		"Subsystem sftp internal-sftp",
+		// Each host has its own home for root, as real servers do; the machine's own shell
+		// start-up files (which may be slow) are not the host's.
+		"SetEnv HOME=" + filepath.Join(dir, "home"),
 		"",
 	}, "\n")
 }

@@ -3,15 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/spf13/cobra"
 
 	"github.com/runbook/runbook/engine"
 	"github.com/runbook/runbook/engine/config"
+	"github.com/runbook/runbook/engine/connect"
 	"github.com/runbook/runbook/engine/run"
-	"github.com/runbook/runbook/engine/sshconn"
 	"github.com/runbook/runbook/modules/all"
 )
 
@@ -177,7 +176,7 @@ func (a *app) execute(ctx context.Context, mode run.Mode, path string, f runFlag
 		Limit:     f.limit,
 		Forks:     f.forks,
 		FailFast:  f.failFast,
-		Connector: sshConnector{pb: pb},
+		Connector: connect.NewSSH(pb),
 		Sink:      sink,
 	})
 	rc, err := r.Run(ctx)
@@ -191,57 +190,6 @@ func (a *app) execute(ctx context.Context, mode run.Mode, path string, f runFlag
 		return exitError{2}
 	}
 	return nil
-}
-
-// sshConnector connects to inventory hosts over SSH.
-type sshConnector struct{ pb *config.Playbook }
-
-func (s sshConnector) Connect(ctx context.Context, h *config.Host) (engine.Conn, error) {
-	cfg, err := s.config(h, 0)
-	if err != nil {
-		return nil, err
-	}
-	c, err := sshconn.Dial(ctx, cfg, s.pb.Secrets)
-	if err != nil {
-		return nil, err // not a typed nil in the interface
-	}
-	return c, nil
-}
-
-func (s sshConnector) config(h *config.Host, depth int) (sshconn.Config, error) {
-	policy, err := sshconn.ParseHostKeyPolicy(h.HostKeyChecking)
-	if err != nil {
-		return sshconn.Config{}, fmt.Errorf("%s: %w", h.Name, err)
-	}
-	cfg := sshconn.Config{
-		Name:           h.Name,
-		Address:        h.Address,
-		Port:           h.Port,
-		User:           h.User,
-		KnownHosts:     h.KnownHosts,
-		HostKeyPolicy:  policy,
-		UseSSHConfig:   h.SSHConfig,
-		ConnectTimeout: 10 * time.Second,
-		KeepAlive:      5 * time.Second,
-	}
-	if h.PrivateKey != "" {
-		cfg.PrivateKeys = []string{h.PrivateKey}
-	}
-	if h.Jump != "" {
-		if depth > 5 {
-			return cfg, fmt.Errorf("%s: jump hosts nest too deep", h.Name)
-		}
-		jh, ok := s.pb.Host(h.Jump)
-		if !ok {
-			return cfg, fmt.Errorf("%s: unknown jump host %q", h.Name, h.Jump)
-		}
-		jc, err := s.config(jh, depth+1)
-		if err != nil {
-			return cfg, err
-		}
-		cfg.Jump = &jc
-	}
-	return cfg, nil
 }
 
 func (a *app) versionCommand() *cobra.Command {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/runbook/runbook/engine"
 	"github.com/runbook/runbook/engine/config"
+	"github.com/runbook/runbook/engine/connect"
 	"github.com/runbook/runbook/engine/run"
 	"github.com/runbook/runbook/modules/all"
 )
@@ -48,7 +49,7 @@ func (a *app) status(ctx context.Context, pb *config.Playbook, format string) er
 		return fmt.Errorf("unknown --format %q: use text, svg or dot", format)
 	}
 	found := 0
-	pool := run.NewPool(pb, sshConnector{pb: pb})
+	pool := run.NewPool(pb, connect.NewSSH(pb))
 	defer pool.Close()
 	for _, t := range pb.Tasks {
 		if _, ok := t.Module.New().(engine.StatusReporter); !ok {
