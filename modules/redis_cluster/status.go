@@ -300,7 +300,11 @@ func (v *View) WriteText(w io.Writer, color bool) error {
 			}
 		}
 	}
-	_, err := io.WriteString(w, strings.TrimRight(b.String(), " ")+"")
+	lines := strings.Split(b.String(), "\n")
+	for i := range lines {
+		lines[i] = strings.TrimRight(lines[i], " ")
+	}
+	_, err := io.WriteString(w, strings.Join(lines, "\n"))
 	return err
 }
 

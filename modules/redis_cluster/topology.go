@@ -311,6 +311,9 @@ func (t *Topology) Name(id string) string {
 	if m.Addr != "" {
 		return fmt.Sprintf("%s (%s)", shortID(id), m.Addr)
 	}
+	if m.Flags.Has(FlagNoAddr) {
+		return shortID(id) + " (noaddr)"
+	}
 	return shortID(id)
 }
 
