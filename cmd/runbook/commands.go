@@ -178,6 +178,7 @@ func (a *app) execute(ctx context.Context, mode run.Mode, path string, f runFlag
 		FailFast:  f.failFast,
 		Connector: connect.NewSSH(pb),
 		Sink:      sink,
+		Trace:     f.verbose,
 	})
 	rc, err := r.Run(ctx)
 	if rc == nil && err != nil {

@@ -93,7 +93,11 @@ func (u *humanUI) Event(e run.Event) {
 	case run.EventLog:
 		if u.verbose {
 			u.clearProgress()
-			fmt.Fprintf(u.w, "  %s %s: %s\n", e.Host, e.Task, e.Summary)
+			if e.Task == "" {
+				fmt.Fprintf(u.w, "  %s: %s\n", e.Host, u.c(ansiDim, e.Summary))
+			} else {
+				fmt.Fprintf(u.w, "  %s %s: %s\n", e.Host, e.Task, u.c(ansiDim, e.Summary))
+			}
 		}
 	case run.EventWarning:
 		u.clearProgress()
@@ -136,7 +140,9 @@ func (u *humanUI) result(e run.Event) {
 			if u.mode == run.Apply {
 				prefix = "  ✓ "
 			}
-			fmt.Fprintf(u.w, "%s%s\n", u.c(code, prefix), ch.Summary)
+			if len(e.Changes) > 1 || u.mode == run.Apply {
+				fmt.Fprintf(u.w, "%s%s\n", u.c(code, prefix), ch.Summary)
+			}
 			if ch.Diff != "" && u.mode == run.Plan {
 				for _, line := range strings.Split(strings.TrimRight(ch.Diff, "\n"), "\n") {
 					lc := ""

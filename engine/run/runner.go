@@ -42,6 +42,8 @@ type Options struct {
 	Connector Connector
 	// Sink receives events (may be nil).
 	Sink Sink
+	// Trace reports every remote command as a log event (the CLI's --verbose).
+	Trace bool
 }
 
 // Runner runs one playbook once.
@@ -71,10 +73,10 @@ func New(pb *config.Playbook, opts Options) *Runner {
 	if opts.Mode == "" {
 		opts.Mode = Plan
 	}
-	return &Runner{
+	r := &Runner{
 		pb:       pb,
 		opts:     opts,
-		pool:     NewPool(pb, opts.Connector),
+		pool:     nil,
 		failed:   map[string]bool{},
 		notified: map[string]map[string]bool{},
 		outputs:  map[string]map[string]cty.Value{},
@@ -82,6 +84,19 @@ func New(pb *config.Playbook, opts Options) *Runner {
 		cacheVer: -1,
 		recap:    Recap{PerHost: map[string]*HostCount{}},
 	}
+	connector := opts.Connector
+	if opts.Trace {
+		connector = ConnectorFunc(func(ctx context.Context, h *config.Host) (engine.Conn, error) {
+			c, err := opts.Connector.Connect(ctx, h)
+			if err != nil {
+				return nil, err
+			}
+			r.emit(Event{Type: EventLog, Host: h.Name, Summary: fmt.Sprintf("connected to %s@%s:%d", h.User, h.Address, h.Port)})
+			return tracingConn{Conn: c, host: h.Name, r: r}, nil
+		})
+	}
+	r.pool = NewPool(pb, connector)
+	return r
 }
 
 // Run executes the playbook and returns the recap. The error is non-nil when anything failed.
@@ -289,18 +304,41 @@ func (r *Runner) runOnHost(ctx context.Context, t *config.Task, h string) bool {
 		r.result(t.Name, h, StatusSkipped, "when is false", nil, time.Since(start))
 		return true
 	}
-	ok := true
+	// for_each elements are independent: run them side by side, a few at a time, over the host's
+	// one connection.
+	if len(insts) == 1 {
+		return ctx.Err() == nil && r.runInstance(ctx, insts[0])
+	}
+	var (
+		wg  sync.WaitGroup
+		mu  sync.Mutex
+		ok  = true
+		sem = make(chan struct{}, instanceParallelism)
+	)
 	for _, in := range insts {
 		if ctx.Err() != nil {
-			return false
-		}
-		if !r.runInstance(ctx, in) {
 			ok = false
 			break
 		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(in config.Instance) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if !r.runInstance(ctx, in) {
+				mu.Lock()
+				ok = false
+				mu.Unlock()
+			}
+		}(in)
 	}
+	wg.Wait()
 	return ok
 }
+
+// instanceParallelism bounds the for_each elements of one task run at once on one host (SSH
+// servers allow 10 sessions per connection by default).
+const instanceParallelism = 4
 
 func (r *Runner) runInstance(ctx context.Context, in config.Instance) bool {
 	start := time.Now()
