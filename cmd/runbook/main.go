@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/runbook/runbook/modules/all"
 )
 
 // exitError carries an exit status through cobra.
@@ -89,6 +91,29 @@ changes nothing.`,
 	}
 	root.AddCommand(a.validateCommand(), a.planCommand(), a.applyCommand(), a.statusCommand(),
 		a.fmtCommand(), a.graphCommand(), a.helpModuleCommand(), a.versionCommand())
-	root.CompletionOptions.HiddenDefaultCmd = false
+	root.SetHelpCommand(a.helpCommand(root))
 	return root
+}
+
+// helpCommand is `runbook help [COMMAND | MODULE]`: a command's usage, or a module's documentation.
+func (a *app) helpCommand(root *cobra.Command) *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [COMMAND | MODULE]",
+		Short: "Help about a command or a module",
+		Args:  cobra.MaximumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return root.Help()
+			}
+			if c, _, err := root.Find(args); err == nil && c != root {
+				return c.Help()
+			}
+			info, ok := all.Registry().Lookup(args[0])
+			if !ok {
+				return fmt.Errorf("%q is neither a command nor a module; modules: %s", args[0], strings.Join(all.Registry().Names(), ", "))
+			}
+			fmt.Fprint(a.stdout, moduleHelp(info))
+			return nil
+		},
+	}
 }
