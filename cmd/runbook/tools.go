@@ -49,6 +49,7 @@ func (a *app) status(ctx context.Context, pb *config.Playbook, format string) er
 		return fmt.Errorf("unknown --format %q: use text, svg or dot", format)
 	}
 	found := 0
+	shown := map[string]bool{}
 	pool := run.NewPool(pb, connect.NewSSH(pb))
 	defer pool.Close()
 	for _, t := range pb.Tasks {
@@ -76,9 +77,6 @@ func (a *app) status(ctx context.Context, pb *config.Playbook, format string) er
 			continue
 		}
 		found++
-		if format == "text" {
-			fmt.Fprintf(a.stdout, "%s (task %q)\n", t.Module.Name, t.Name)
-		}
 		conn, err := pool.Conn(ctx, host)
 		if err != nil {
 			// the module may still reach the other hosts; give it a conn that reports the failure
@@ -88,6 +86,12 @@ func (a *app) status(ctx context.Context, pb *config.Playbook, format string) er
 		target := engine.NewTarget(engine.TargetOptions{Host: h, Task: t.Name, Conn: conn, Hosts: pool, DryRun: true, Secrets: pb.Secrets, Dir: t.Dir})
 		var buf bytes.Buffer
 		serr := mod.(engine.StatusReporter).Status(ctx, target, &buf, engine.StatusOptions{Color: isTerminal(a.stdout) && format == "text", Format: format})
+		// several tasks may manage the same thing (redis_cluster in prepare and converge mode):
+		// show each distinct picture once
+		if shown[buf.String()] {
+			continue
+		}
+		shown[buf.String()] = true
 		fmt.Fprint(redactWriter{a.stdout, pb.Secrets}, buf.String())
 		if serr != nil {
 			return fmt.Errorf("status of task %q: %s", t.Name, pb.Secrets.Redact(serr.Error()))
