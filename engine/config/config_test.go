@@ -127,6 +127,13 @@ func TestLoadValid(t *testing.T) {
 	if got := p.Secrets.Redact("pw is s3cret-pw"); got != "pw is (sensitive)" {
 		t.Errorf("redact = %q", got)
 	}
+	n1, n2 := p.hostIndex["node1"], p.hostIndex["node2"]
+	if n1.PrivateKey != "/keys/id" || n1.Port != 22 || n1.User != "root" {
+		t.Errorf("node1 connection = %q %d %q, want the defaults", n1.PrivateKey, n1.Port, n1.User)
+	}
+	if want, _ := filepath.Abs("testdata/ok/keys/node2"); n2.PrivateKey != want || n2.Port != 2222 {
+		t.Errorf("node2 key = %q port %d, want %q (relative to the inventory) and 2222", n2.PrivateKey, n2.Port, want)
+	}
 	hosts, d := p.TaskHosts(p.taskIndex["configure"])
 	if d.HasErrors() {
 		t.Fatal(d.Error())

@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"path/filepath"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
@@ -37,7 +39,9 @@ type connSettings struct {
 	sshConfig                                           *bool
 }
 
-func (p *Playbook) decodeConn(content *hcl.BodyContent, ctx *hcl.EvalContext) (connSettings, hcl.Diagnostics) {
+// decodeConn decodes the connection settings of a defaults or host block. Relative key and
+// known_hosts paths are resolved against dir, the directory of the file that declares them.
+func (p *Playbook) decodeConn(content *hcl.BodyContent, ctx *hcl.EvalContext, dir string) (connSettings, hcl.Diagnostics) {
 	var cs connSettings
 	var diags hcl.Diagnostics
 	str := func(name string) *string {
@@ -54,8 +58,8 @@ func (p *Playbook) decodeConn(content *hcl.BodyContent, ctx *hcl.EvalContext) (c
 		return &s
 	}
 	cs.user = str("user")
-	cs.privateKey = str("private_key")
-	cs.knownHosts = str("known_hosts")
+	cs.privateKey = localPath(str("private_key"), dir)
+	cs.knownHosts = localPath(str("known_hosts"), dir)
 	cs.hostKeyChecking = str("host_key_checking")
 	if cs.hostKeyChecking != nil {
 		switch *cs.hostKeyChecking {
@@ -123,7 +127,7 @@ func (p *Playbook) decodeInventory(blocks topBlocks) hcl.Diagnostics {
 		}
 		content, d := b.Body.Content(defaultsSchema)
 		diags = append(diags, d...)
-		cs, d := p.decodeConn(content, varCtx)
+		cs, d := p.decodeConn(content, varCtx, dirOf(b.DefRange.Filename))
 		diags = append(diags, d...)
 		apply(&p.Defaults.User, cs.user)
 		apply(&p.Defaults.PrivateKey, cs.privateKey)
@@ -155,7 +159,7 @@ func (p *Playbook) decodeInventory(blocks topBlocks) hcl.Diagnostics {
 					Detail: fmt.Sprintf("Host %q needs an address (an IP or a DNS name).", name), Subject: a.Expr.Range().Ptr()})
 			}
 		}
-		cs, d := p.decodeConn(content, varCtx)
+		cs, d := p.decodeConn(content, varCtx, dirOf(b.DefRange.Filename))
 		diags = append(diags, d...)
 		apply(&h.User, cs.user)
 		apply(&h.PrivateKey, cs.privateKey)
@@ -321,6 +325,15 @@ func (p *Playbook) groupNames() []string {
 		out[i] = g.Name
 	}
 	return out
+}
+
+// localPath resolves a relative path (not ~/...) against dir.
+func localPath(p *string, dir string) *string {
+	if p == nil || *p == "" || filepath.IsAbs(*p) || strings.HasPrefix(*p, "~") {
+		return p
+	}
+	abs := filepath.Join(dir, *p)
+	return &abs
 }
 
 func apply[T any](dst *T, src *T) {

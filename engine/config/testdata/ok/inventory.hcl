@@ -9,8 +9,9 @@ host "node1" {
 }
 
 host "node2" {
-  address = "10.0.0.2"
-  port    = 2222
+  address     = "10.0.0.2"
+  port        = 2222
+  private_key = "keys/node2"
 }
 
 group "redis" {
