@@ -76,6 +76,12 @@ func (u *humanUI) Event(e run.Event) {
 				u.hostW = len(h)
 			}
 		}
+		for _, t := range e.Tasks {
+			// room for a for_each key such as [a] or [etc]
+			if len(t)+5 > u.taskW {
+				u.taskW = len(t) + 5
+			}
+		}
 		verb := "Applying"
 		if u.mode == run.Plan {
 			verb = "Planning"

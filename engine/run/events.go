@@ -44,6 +44,8 @@ type Event struct {
 	Duration time.Duration
 	// Hosts is set on EventStart: the hosts of the run, in order.
 	Hosts []string
+	// Tasks is set on EventStart: the names of the tasks and handlers.
+	Tasks []string
 	// Recap is set on EventRecap.
 	Recap *Recap
 }

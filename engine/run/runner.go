@@ -114,7 +114,11 @@ func (r *Runner) Run(ctx context.Context) (*Recap, error) {
 	for _, h := range hosts {
 		r.recap.PerHost[h] = &HostCount{}
 	}
-	r.emit(Event{Type: EventStart, Hosts: hosts})
+	var names []string
+	for _, t := range append(append([]*config.Task(nil), r.pb.Tasks...), r.pb.Handlers...) {
+		names = append(names, t.Name)
+	}
+	r.emit(Event{Type: EventStart, Hosts: hosts, Tasks: names})
 
 	r.connectAll(ctx, hosts)
 
