@@ -1,0 +1,550 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/runbook/runbook/testenv"
+)
+
+// The procedures the comparison measures.
+const (
+	toolRunbook = "runbook"
+	toolAnsible = "ansible"
+	toolManual  = "manual"
+)
+
+// The operations timed.
+const (
+	opFresh   = "fresh"
+	opNoop    = "noop"
+	opReplace = "replace"
+)
+
+// replacedHost is the host killed and brought back with an empty disk in a replacement.
+const replacedHost = "node2"
+
+// failoverTimeout bounds the wait for the cluster to fail over after replacedHost died.
+const failoverTimeout = 90 * time.Second
+
+// pollInterval is how often the failover wait asks the cluster.
+const pollInterval = 100 * time.Millisecond
+
+// Sample is one timed run of one procedure.
+type Sample struct {
+	Hosts   int     `json:"hosts"`
+	Tool    string  `json:"tool"` // runbook, ansible forks=F, manual
+	Op      string  `json:"op"`   // fresh, noop, replace
+	Round   int     `json:"round"`
+	Seconds float64 `json:"seconds"`
+	// MaxRSSKiB is the peak resident set size of the measured process (runbook only).
+	MaxRSSKiB int64 `json:"max_rss_kib,omitempty"`
+}
+
+// HostSet is everything measured at one host count.
+type HostSet struct {
+	Hosts    int               `json:"hosts"`
+	Runs     int               `json:"runs"`
+	Date     string            `json:"date"`
+	Machine  Machine           `json:"machine"`
+	Versions map[string]string `json:"versions"`
+	Samples  []Sample          `json:"samples"`
+}
+
+// Results is the content of results.json: the host sets measured so far.
+type Results struct {
+	Sets []HostSet `json:"sets"`
+}
+
+// bench measures on one lab.
+type bench struct {
+	cfg   options
+	lab   *testenv.Lab
+	n     int
+	addrs []string // node addresses in order node1..nodeN
+	log   io.Writer
+}
+
+// chain is a sequence of procedures that starts from wiped hosts and yields samples.
+type chain struct {
+	name string
+	run  func(ctx context.Context, round int) ([]Sample, error)
+}
+
+func runComparison(ctx context.Context, cfg options, w io.Writer) error {
+	resultsPath := filepath.Join(filepath.Dir(cfg.out), "benchmarks", "results.json")
+	res, err := loadResults(resultsPath)
+	if err != nil {
+		return err
+	}
+	for _, n := range cfg.hosts {
+		set, err := measureHosts(ctx, cfg, n, w)
+		if err != nil {
+			return fmt.Errorf("%d hosts: %w", n, err)
+		}
+		res = res.with(set)
+		printSummary(w, set)
+		if err := writeReport(cfg.out, res); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "wrote %s\n", cfg.out)
+	}
+	return nil
+}
+
+func measureHosts(ctx context.Context, cfg options, n int, w io.Writer) (HostSet, error) {
+	set := HostSet{Hosts: n, Runs: cfg.runs, Date: time.Now().UTC().Format("2006-01-02"), Machine: machine(), Versions: versions(cfg)}
+	dir := cfg.labDir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "runbook-bench-")
+		if err != nil {
+			return set, fmt.Errorf("lab directory: %w", err)
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	} else {
+		dir = filepath.Join(dir, strconv.Itoa(n))
+	}
+	fmt.Fprintf(w, "== %d hosts: lab up\n", n)
+	upCtx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	lab, err := testenv.Up(upCtx, testenv.Options{Dir: dir, Nodes: n})
+	cancel()
+	if lab != nil {
+		defer func() {
+			dctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			if err := lab.Down(dctx); err != nil {
+				fmt.Fprintf(w, "lab down: %v\n", err)
+			}
+		}()
+	}
+	if err != nil {
+		return set, fmt.Errorf("lab up: %w", err)
+	}
+	b := &bench{cfg: cfg, lab: lab, n: n, log: w}
+	for _, h := range lab.Nodes() {
+		b.addrs = append(b.addrs, h.Address)
+	}
+	chains := b.chains()
+	for r := 0; r < cfg.runs; r++ {
+		for i := range chains {
+			c := chains[(i+r)%len(chains)]
+			fmt.Fprintf(w, "-- %d hosts, round %d/%d: %s\n", n, r+1, cfg.runs, c.name)
+			samples, err := c.run(ctx, r+1)
+			for _, s := range samples {
+				fmt.Fprintf(w, "   %-18s %-8s %7.2f s%s\n", s.Tool, s.Op, s.Seconds, rssNote(s))
+			}
+			set.Samples = append(set.Samples, samples...)
+			if err != nil {
+				return set, fmt.Errorf("round %d, %s: %w", r+1, c.name, err)
+			}
+		}
+	}
+	return set, nil
+}
+
+func rssNote(s Sample) string {
+	if s.MaxRSSKiB == 0 {
+		return ""
+	}
+	return fmt.Sprintf("  (peak RSS %.1f MiB)", float64(s.MaxRSSKiB)/1024)
+}
+
+// forksValues is the Ansible FORKS measured at n hosts: 5 (its default here) and n. Ansible
+// never runs more workers than hosts, so at n <= 5 both are the same run and it is measured once.
+func forksValues(n int) []int {
+	if n <= 5 {
+		return []int{5}
+	}
+	return []int{5, n}
+}
+
+func (b *bench) chains() []chain {
+	var cs []chain
+	if b.cfg.tools[toolRunbook] {
+		cs = append(cs, chain{toolRunbook, b.runbookChain})
+	}
+	if b.cfg.tools[toolAnsible] {
+		for _, f := range forksValues(b.n) {
+			cs = append(cs, chain{ansibleTool(f), func(ctx context.Context, round int) ([]Sample, error) {
+				return b.ansibleChain(ctx, round, f)
+			}})
+		}
+	}
+	if b.cfg.tools[toolManual] {
+		cs = append(cs, chain{toolManual, b.manualChain})
+	}
+	return cs
+}
+
+func ansibleTool(forks int) string { return fmt.Sprintf("ansible forks=%d", forks) }
+
+func (b *bench) sample(tool, op string, round int, p procResult) Sample {
+	return Sample{Hosts: b.n, Tool: tool, Op: op, Round: round, Seconds: p.dur.Seconds(), MaxRSSKiB: p.maxRSS}
+}
+
+// runbookChain: fresh apply, no-op re-apply, replacement of node2.
+func (b *bench) runbookChain(ctx context.Context, round int) ([]Sample, error) {
+	var out []Sample
+	if err := b.wipe(ctx); err != nil {
+		return out, err
+	}
+	p, rc, err := b.apply(ctx)
+	if err != nil {
+		return out, fmt.Errorf("fresh apply: %w", err)
+	}
+	if rc.Changed == 0 {
+		return out, errors.New("fresh apply changed nothing: the hosts were not wiped")
+	}
+	out = append(out, b.sample(toolRunbook, opFresh, round, p))
+	if err := b.clusterOK(ctx); err != nil {
+		return out, fmt.Errorf("after fresh apply: %w", err)
+	}
+
+	p, rc, err = b.apply(ctx)
+	if err != nil {
+		return out, fmt.Errorf("no-op apply: %w", err)
+	}
+	if rc.Changed != 0 {
+		return out, fmt.Errorf("no-op apply changed %d", rc.Changed)
+	}
+	out = append(out, b.sample(toolRunbook, opNoop, round, p))
+
+	if err := b.loseNode2(ctx); err != nil {
+		return out, err
+	}
+	p, _, err = b.apply(ctx)
+	if err != nil {
+		return out, fmt.Errorf("replacement apply: %w", err)
+	}
+	out = append(out, b.sample(toolRunbook, opReplace, round, p))
+	if err := b.clusterOK(ctx); err != nil {
+		return out, fmt.Errorf("after replacement: %w", err)
+	}
+	return out, nil
+}
+
+// ansibleChain: the peer playbook on wiped hosts, then again.
+func (b *bench) ansibleChain(ctx context.Context, round, forks int) ([]Sample, error) {
+	var out []Sample
+	tool := ansibleTool(forks)
+	if err := b.wipe(ctx); err != nil {
+		return out, err
+	}
+	env := []string{"PIPELINING=True", "FORKS=" + strconv.Itoa(forks), "ANSIBLE_HOST_KEY_CHECKING=True"}
+	args := append([]string{filepath.Join(b.cfg.peers, "ansible", "run.sh"), b.lab.KeyPath(), b.lab.KnownHostsPath()}, b.addrs...)
+	p, err := b.exec(ctx, env, "bash", args...)
+	if err != nil {
+		return out, fmt.Errorf("fresh: %w", err)
+	}
+	out = append(out, b.sample(tool, opFresh, round, p))
+	if err := b.clusterOK(ctx); err != nil {
+		return out, fmt.Errorf("after fresh run: %w", err)
+	}
+	p, err = b.exec(ctx, env, "bash", args...)
+	if err != nil {
+		return out, fmt.Errorf("re-run: %w", err)
+	}
+	if c := ansibleChanged(p.output); c != 0 {
+		return out, fmt.Errorf("re-run changed %d", c)
+	}
+	out = append(out, b.sample(tool, opNoop, round, p))
+	return out, nil
+}
+
+// manualChain: the peer create script on wiped hosts; at 3 hosts also the replace script.
+func (b *bench) manualChain(ctx context.Context, round int) ([]Sample, error) {
+	var out []Sample
+	if err := b.wipe(ctx); err != nil {
+		return out, err
+	}
+	args := append([]string{filepath.Join(b.cfg.peers, "manual", "create.sh"), b.lab.KeyPath(), b.lab.KnownHostsPath()}, b.addrs...)
+	p, err := b.exec(ctx, nil, "bash", args...)
+	if err != nil {
+		return out, fmt.Errorf("create: %w", err)
+	}
+	out = append(out, b.sample(toolManual, opFresh, round, p))
+	if err := b.clusterOK(ctx); err != nil {
+		return out, fmt.Errorf("after create: %w", err)
+	}
+	if b.n != 3 {
+		return out, nil // replace.sh is written for the seed's 3 hosts
+	}
+	if err := b.loseNode2(ctx); err != nil {
+		return out, err
+	}
+	args = []string{filepath.Join(b.cfg.peers, "manual", "replace.sh"), b.lab.KeyPath(), b.lab.KnownHostsPath(), b.addrs[1], b.addrs[0], b.addrs[2]}
+	p, err = b.exec(ctx, nil, "bash", args...)
+	if err != nil {
+		return out, fmt.Errorf("replace: %w", err)
+	}
+	out = append(out, b.sample(toolManual, opReplace, round, p))
+	if err := b.clusterOK(ctx); err != nil {
+		return out, fmt.Errorf("after replace: %w", err)
+	}
+	return out, nil
+}
+
+// wipe leaves every node with sshd only and empty redis folders.
+func (b *bench) wipe(ctx context.Context) error {
+	for _, h := range b.lab.Nodes() {
+		if err := b.lab.Kill(ctx, h.Name); err != nil {
+			return fmt.Errorf("wipe: %w", err)
+		}
+		if err := b.lab.Revive(ctx, h.Name, true); err != nil {
+			return fmt.Errorf("wipe: %w", err)
+		}
+	}
+	return nil
+}
+
+// loseNode2 kills node2, waits until the cluster has failed over and brings node2 back with an
+// empty disk (sshd only).
+func (b *bench) loseNode2(ctx context.Context) error {
+	if err := b.lab.Kill(ctx, replacedHost); err != nil {
+		return err
+	}
+	if err := b.waitFailover(ctx, b.addrs[0], b.addrs[1]); err != nil {
+		return err
+	}
+	if err := b.lab.Revive(ctx, replacedHost, true); err != nil {
+		return err
+	}
+	return nil
+}
+
+// waitFailover polls CLUSTER NODES on seed until every instance of dead is flagged failed and
+// no failed master owns slots.
+func (b *bench) waitFailover(ctx context.Context, seed, dead string) error {
+	ctx, cancel := context.WithTimeout(ctx, failoverTimeout)
+	defer cancel()
+	last := ""
+	for {
+		out, err := redisCLI(ctx, seed, "cluster", "nodes")
+		if err == nil && failoverDone(out, dead) {
+			return nil
+		}
+		last = out
+		if err != nil {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cluster did not fail over within %s; last CLUSTER NODES:\n%s", failoverTimeout, last)
+		case <-time.After(pollInterval):
+		}
+	}
+}
+
+// failoverDone says whether the CLUSTER NODES output shows every instance of the host dead
+// flagged "fail" (at least one instance) and no master flagged failed that still owns slots.
+func failoverDone(nodes, dead string) bool {
+	seen := 0
+	for _, line := range strings.Split(nodes, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 8 {
+			continue
+		}
+		host, _, _ := strings.Cut(f[1], ":")
+		flags := strings.Split(f[2], ",")
+		failed, suspected, master := false, false, false
+		for _, fl := range flags {
+			switch fl {
+			case "fail":
+				failed = true
+			case "fail?":
+				suspected = true
+			case "master":
+				master = true
+			}
+		}
+		if host == dead {
+			seen++
+			if !failed {
+				return false
+			}
+		}
+		if master && (failed || suspected) && len(f) > 8 {
+			return false
+		}
+	}
+	return seen > 0
+}
+
+// clusterOK checks that the cluster, seen from node1, is in state ok.
+func (b *bench) clusterOK(ctx context.Context) error {
+	out, err := redisCLI(ctx, b.addrs[0], "cluster", "info")
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(out, "cluster_state:ok") {
+		return fmt.Errorf("cluster state is not ok:\n%s", out)
+	}
+	return nil
+}
+
+func redisCLI(ctx context.Context, addr string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "redis-cli", append([]string{"-h", addr, "-p", "6379"}, args...)...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("redis-cli -h %s %s: %w", addr, strings.Join(args, " "), err)
+	}
+	return string(out), nil
+}
+
+// procResult is a finished procedure.
+type procResult struct {
+	dur    time.Duration
+	maxRSS int64 // KiB
+	output string
+}
+
+// exec runs one procedure to its end and times it; a non-zero exit is an error.
+func (b *bench) exec(ctx context.Context, env []string, name string, args ...string) (procResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	// Peers start ssh and Python children: a timeout ends the whole process group.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 10 * time.Second
+	start := time.Now()
+	err := cmd.Run()
+	p := procResult{dur: time.Since(start), output: out.String()}
+	if cmd.ProcessState != nil {
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			p.maxRSS = ru.Maxrss // Linux: KiB
+		}
+	}
+	if b.cfg.verbose {
+		fmt.Fprint(b.log, p.output)
+	}
+	if err != nil {
+		return p, fmt.Errorf("%s %s: %w\n%s", filepath.Base(name), strings.Join(args, " "), err, lastLines(p.output, 15))
+	}
+	return p, nil
+}
+
+// recap is the last JSON line of runbook apply --json.
+type recap struct {
+	Type       string `json:"type"`
+	OK         int    `json:"ok"`
+	Changed    int    `json:"changed"`
+	Failed     int    `json:"failed"`
+	DurationMS int64  `json:"duration_ms"`
+}
+
+// apply runs runbook apply --json on the lab and returns its recap.
+func (b *bench) apply(ctx context.Context) (procResult, recap, error) {
+	p, err := b.exec(ctx, nil, b.cfg.runbook, "apply", "--json", "-i", b.lab.InventoryPath(), b.cfg.playbook)
+	if err != nil {
+		return p, recap{}, err
+	}
+	rc, err := parseRecap(p.output)
+	if err != nil {
+		return p, rc, err
+	}
+	if rc.Failed != 0 {
+		return p, rc, fmt.Errorf("%d tasks failed\n%s", rc.Failed, lastLines(p.output, 15))
+	}
+	return p, rc, nil
+}
+
+// parseRecap finds the recap line in runbook's JSON lines.
+func parseRecap(out string) (recap, error) {
+	var rc recap
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	found := false
+	for sc.Scan() {
+		line := sc.Bytes()
+		if !bytes.Contains(line, []byte(`"recap"`)) {
+			continue
+		}
+		var r recap
+		if err := json.Unmarshal(line, &r); err == nil && r.Type == "recap" {
+			rc, found = r, true
+		}
+	}
+	if !found {
+		return rc, fmt.Errorf("no recap in runbook output:\n%s", lastLines(out, 15))
+	}
+	return rc, nil
+}
+
+var changedRe = regexp.MustCompile(`\bchanged=(\d+)`)
+
+// ansibleChanged sums changed= over the lines of Ansible's PLAY RECAP.
+func ansibleChanged(out string) int {
+	_, recap, ok := strings.Cut(out, "PLAY RECAP")
+	if !ok {
+		return -1
+	}
+	sum := 0
+	for _, m := range changedRe.FindAllStringSubmatch(recap, -1) {
+		n, _ := strconv.Atoi(m[1])
+		sum += n
+	}
+	return sum
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func loadResults(path string) (Results, error) {
+	var r Results
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return r, nil
+	}
+	if err != nil {
+		return r, fmt.Errorf("read results: %w", err)
+	}
+	if err := json.Unmarshal(data, &r); err != nil {
+		return r, fmt.Errorf("read results %s: %w", path, err)
+	}
+	return r, nil
+}
+
+// with returns the results with set replacing any earlier set of the same host count, sorted by
+// host count.
+func (r Results) with(set HostSet) Results {
+	out := Results{}
+	added := false
+	for _, s := range r.Sets {
+		if s.Hosts == set.Hosts {
+			continue
+		}
+		if !added && s.Hosts > set.Hosts {
+			out.Sets = append(out.Sets, set)
+			added = true
+		}
+		out.Sets = append(out.Sets, s)
+	}
+	if !added {
+		out.Sets = append(out.Sets, set)
+	}
+	return out
+}
