@@ -12,6 +12,10 @@ import (
 // pollInterval is how often the module looks at the cluster while it waits for a condition.
 const pollInterval = 25 * time.Millisecond
 
+// failoverRetry is how long a manual failover may take before it is started again: just over
+// the server's manual failover timeout (5 s), after which the request has expired.
+const failoverRetry = 5500 * time.Millisecond
+
 // executor runs planned steps against the live instances.
 type executor struct {
 	t   *engine.Target
@@ -199,6 +203,13 @@ func (e *executor) failover(ctx context.Context, s Step) error {
 			if ParseInfo(repl)["master_link_status"] != "up" || me.MasterID != s.NodeID {
 				return false, nil
 			}
+			// The master ignores a manual failover request from a node it does not yet know
+			// as its replica (it learns that by gossip).
+			if m := e.top.Members[s.NodeID]; m != nil && m.Inst >= 0 {
+				if n, err := e.nodeSeenBy(ctx, m.Inst, me.ID); err != nil || n == nil || n.MasterID != s.NodeID {
+					return false, nil
+				}
+			}
 			// A node that just joined may still see its master as failing; the safe failover
 			// refuses then, so wait and retry.
 			_, err = e.c.do(ctx, s.Inst, "CLUSTER", "FAILOVER")
@@ -219,7 +230,10 @@ func (e *executor) failover(ctx context.Context, s Step) error {
 			if me.IsMaster() && len(me.Slots) > 0 {
 				return true, nil
 			}
-			if time.Since(last) > 6*time.Second {
+			// The masters refuse to vote for a replica of a master they voted about during the
+			// last 2 x cluster-node-timeout (right after an automatic failover); a manual
+			// failover whose election was refused is started again.
+			if time.Since(last) > failoverRetry {
 				last = time.Now()
 				_, _ = e.c.do(ctx, s.Inst, "CLUSTER", "FAILOVER")
 			}

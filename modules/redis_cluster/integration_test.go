@@ -15,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/runbook/runbook/engine"
+	"github.com/runbook/runbook/engine/enginetest"
 )
 
 // fakeHosts serves inventory lookups for hosts simulated by loopback addresses; connections go
@@ -33,7 +36,7 @@ func (h fakeHosts) Lookup(host string) (engine.Host, bool) {
 
 // lab runs real redis-server processes on loopback addresses, one address per simulated host.
 type lab struct {
-	t     *testing.T
+	t     testing.TB
 	hosts []string
 	ips   fakeHosts
 	ports []int
@@ -43,7 +46,7 @@ type lab struct {
 	extra []string
 }
 
-func newLab(t *testing.T, nHosts, perHost, basePort int, extraArgs ...string) *lab {
+func newLab(t testing.TB, nHosts, perHost, basePort int, extraArgs ...string) *lab {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Skip("redis-server not installed")
@@ -150,7 +153,7 @@ func (l *lab) config(replicas int) *Config {
 
 // logReporter logs what the module reports, with the time since the run started.
 type logReporter struct {
-	t     *testing.T
+	t     testing.TB
 	start time.Time
 	mu    sync.Mutex
 	last  string
@@ -556,4 +559,100 @@ func TestIntegrationRefusals(t *testing.T) {
 		l.kill(top.Instances[v].Host, top.Instances[v].Port)
 	}
 	l.expectRefusal(ctx, c, "slots have no live copy: "+FormatRanges(top.Members[id].Slots))
+}
+
+// sshHosts routes every connection through a per-host engine.Conn, as the ssh connect mode does
+// with the real SSH connections; it records which host dialed which address.
+type sshHosts struct {
+	fakeHosts
+	mu     sync.Mutex
+	dialed map[string]string
+}
+
+func (h *sshHosts) Conn(ctx context.Context, host string) (engine.Conn, error) {
+	c := enginetest.NewConn()
+	c.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		h.mu.Lock()
+		h.dialed[addr] = host
+		h.mu.Unlock()
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
+	return c, nil
+}
+
+func TestIntegrationDialsThroughHostConn(t *testing.T) {
+	l := newLab(t, 3, 1, 26600)
+	c := l.config(0)
+	c.Connect = "ssh"
+	hosts := &sshHosts{fakeHosts: l.ips, dialed: map[string]string{}}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	target := engine.NewTarget(engine.TargetOptions{Host: engine.Host{Name: "node1"}, Hosts: hosts})
+	if _, err := c.Run(ctx, target); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"127.0.0.11:26600": "node1", "127.0.0.12:26600": "node2", "127.0.0.13:26600": "node3"}
+	hosts.mu.Lock()
+	defer hosts.mu.Unlock()
+	if d := cmp.Diff(want, hosts.dialed); d != "" {
+		t.Errorf("dials (-want +got):\n%s", d)
+	}
+}
+
+// writableDelay is how long a Redis Cluster master waits after it started before it reports
+// cluster_state ok (CLUSTER_WRITABLE_DELAY in the server). The create benchmark measures from
+// instances that have been running for longer, as a playbook's would be.
+const writableDelay = 2100 * time.Millisecond
+
+// voteWindow is 2 x cluster-node-timeout: how long masters refuse to vote again about a shard.
+const voteWindow = 4 * time.Second
+
+// BenchmarkCreate3x3 measures creating a 3x3 cluster with 2 replicas per master, from empty
+// running instances until every replica is synced and every instance agrees.
+func BenchmarkCreate3x3(b *testing.B) {
+	for b.Loop() {
+		b.StopTimer()
+		l := newLab(b, 3, 3, 26700)
+		c := l.config(2)
+		time.Sleep(writableDelay)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		b.StartTimer()
+		if _, _, err := l.run(ctx, c, false); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		cancel()
+		l.stopAll()
+		b.StartTimer()
+	}
+}
+
+// BenchmarkConvergeWipedHost measures converging after a host came back with an empty disk
+// (after the automatic failover), until the layout is restored and every replica is synced.
+func BenchmarkConvergeWipedHost(b *testing.B) {
+	for b.Loop() {
+		b.StopTimer()
+		l := newLab(b, 3, 3, 26800)
+		c := l.config(2)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		if _, _, err := l.run(ctx, c, false); err != nil {
+			b.Fatal(err)
+		}
+		l.killHost("node3")
+		l.waitFailover(ctx, c, "node3")
+		// A replaced host is back long after the failover. Right after it, the masters refuse
+		// to vote about the same shard for 2 x cluster-node-timeout, which would hold the
+		// layout-restoring failover back by the server's manual failover timeout.
+		time.Sleep(voteWindow)
+		l.startHost("node3", true)
+		b.StartTimer()
+		if _, _, err := l.run(ctx, c, false); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		cancel()
+		l.stopAll()
+		b.StartTimer()
+	}
 }
