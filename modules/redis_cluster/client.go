@@ -27,7 +27,16 @@ type clients struct {
 	dial    func(ctx context.Context, i int) (net.Conn, error)
 }
 
+// quietRedis silences go-redis's process-wide logger once: its pool prints failed dials to stderr,
+// which would interleave with runbook's own output. The module reports every failure itself.
+var quietRedis sync.Once
+
+type discardLogger struct{}
+
+func (discardLogger) Printf(context.Context, string, ...interface{}) {}
+
 func newClients(insts []Instance, dial dialFunc, password string, tlsCfg *tls.Config) *clients {
+	quietRedis.Do(func() { redis.SetLogger(discardLogger{}) })
 	c := &clients{insts: insts}
 	c.dial = func(ctx context.Context, i int) (net.Conn, error) {
 		return dial(ctx, insts[i].Host, net.JoinHostPort(insts[i].IP, strconv.Itoa(insts[i].Port)))

@@ -97,7 +97,7 @@ no cluster. Then start redis-server and run the module again in converge mode.
 const moduleExample = `task "redis_cluster_prepare" {
   on = group.redis
   redis_cluster {
-    instances = [for h in ["node1", "node2", "node3"] : [for p in [6379, 6380, 6381] : { host = h, port = p }]]...
+    instances = flatten([for h in ["node1", "node2", "node3"] : [for p in [6379, 6380, 6381] : { host = h, port = p }]])
     replicas  = 2
     mode      = "prepare"
   }
