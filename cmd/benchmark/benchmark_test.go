@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -206,5 +207,30 @@ func TestChartIsWellFormedSVG(t *testing.T) {
 	// hosts), manual fresh
 	if polylines != 7 {
 		t.Errorf("chart has %d lines, want 7", polylines)
+	}
+}
+
+func TestWaits(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	tr := &trace{progress: []progress{
+		{task: "c", host: "node1", what: "waiting for sync", at: at(0)},
+		{task: "s", host: "node2", what: "waiting for port", at: at(10)},
+		{task: "c", host: "node1", what: "waiting for sync", at: at(25)}, // the same wait again
+		{task: "c", host: "node1", what: "waiting for failover", at: at(400)},
+		{task: "s", host: "node2", what: "", at: at(60)},
+		{task: "c", host: "node1", what: "", at: at(1000)},
+	}}
+	got := tr.waits()
+	want := []wait{
+		{task: "c", host: "node1", what: "waiting for sync", dur: 400 * time.Millisecond},
+		{task: "s", host: "node2", what: "waiting for port", dur: 50 * time.Millisecond},
+		{task: "c", host: "node1", what: "waiting for failover", dur: 600 * time.Millisecond},
+	}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(wait{})); diff != "" {
+		t.Errorf("waits (-want +got):\n%s", diff)
+	}
+	if s := elapsedRe.ReplaceAllString("waiting for node2:6379 to sync (12.3s)", ""); s != "waiting for node2:6379 to sync" {
+		t.Errorf("elapsed not stripped: %q", s)
 	}
 }
