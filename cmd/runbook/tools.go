@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclwrite"
@@ -50,7 +51,10 @@ func (a *app) status(ctx context.Context, pb *config.Playbook, format string) er
 	}
 	found := 0
 	shown := map[string]bool{}
-	pool := run.NewPool(pb, connect.NewSSH(pb))
+	// status is what an operator looks at while a host is down: do not wait long for it
+	ssh := connect.NewSSH(pb)
+	ssh.ConnectTimeout = 3 * time.Second
+	pool := run.NewPool(pb, ssh)
 	defer pool.Close()
 	for _, t := range pb.Tasks {
 		if _, ok := t.Module.New().(engine.StatusReporter); !ok {

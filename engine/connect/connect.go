@@ -17,10 +17,12 @@ import (
 // command line are refused by the connections it makes.
 type SSH struct {
 	pb *config.Playbook
+	// ConnectTimeout bounds connecting to one host (TCP, handshake, authentication). Default 10s.
+	ConnectTimeout time.Duration
 }
 
 // NewSSH returns the SSH connector for pb's inventory.
-func NewSSH(pb *config.Playbook) *SSH { return &SSH{pb: pb} }
+func NewSSH(pb *config.Playbook) *SSH { return &SSH{pb: pb, ConnectTimeout: 10 * time.Second} }
 
 // Connect implements run.Connector.
 func (s *SSH) Connect(ctx context.Context, h *config.Host) (engine.Conn, error) {
@@ -51,7 +53,7 @@ func (s *SSH) config(h *config.Host, depth int) (sshconn.Config, error) {
 		KnownHosts:     h.KnownHosts,
 		HostKeyPolicy:  policy,
 		UseSSHConfig:   h.SSHConfig,
-		ConnectTimeout: 10 * time.Second,
+		ConnectTimeout: s.ConnectTimeout,
 		KeepAlive:      5 * time.Second,
 	}
 	if h.PrivateKey != "" {
