@@ -1,0 +1,500 @@
+package playbooks_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/runbook/runbook/testenv"
+)
+
+// faultKeys is how many keys are written before each fault and read back after the re-apply.
+const faultKeys = 10000
+
+// faultRunTimeout bounds the apply a fault is injected into; an apply still running then is a
+// finding of its own (it hangs).
+const faultRunTimeout = 2 * time.Minute
+
+// event is one line of `runbook apply --json`: a result or the recap.
+type event struct {
+	Type    string `json:"type"`
+	Task    string `json:"task"`
+	Host    string `json:"host"`
+	Status  string `json:"status"`
+	Summary string `json:"summary"`
+	Changed int    `json:"changed"`
+	Failed  int    `json:"failed"`
+}
+
+// watchedRun is what an apply with a fault injected into it did.
+type watchedRun struct {
+	// Exit is the exit status; -1 when the process did not exit by itself (killed on timeout).
+	Exit int
+	// Recap is the recap line, nil when none was printed.
+	Recap *event
+	// Failures are the failed results, "host task: summary".
+	Failures []string
+	// Fired is true when the trigger matched and the fault was injected.
+	Fired bool
+	// FaultErr is the fault's own error.
+	FaultErr error
+	// FaultAt is when the fault was injected; End when the process exited.
+	FaultAt, End time.Time
+	// Stderr is the command's standard error.
+	Stderr string
+}
+
+// summary says in one line what the tool did once the fault was injected.
+func (w watchedRun) summary() string {
+	var b strings.Builder
+	switch {
+	case w.Exit == -1:
+		fmt.Fprintf(&b, "still running after %s, killed", faultRunTimeout)
+	case w.Exit == 0:
+		b.WriteString("apply succeeded")
+	default:
+		fmt.Fprintf(&b, "apply exited %d", w.Exit)
+	}
+	if w.Recap == nil {
+		b.WriteString(", no recap")
+	} else {
+		fmt.Fprintf(&b, " (%d changed, %d failed)", w.Recap.Changed, w.Recap.Failed)
+	}
+	if w.Fired && !w.End.IsZero() {
+		fmt.Fprintf(&b, " %.1f s after the fault", w.End.Sub(w.FaultAt).Seconds())
+	}
+	if len(w.Failures) > 0 {
+		b.WriteString("; " + firstFailure(w.Failures))
+	}
+	return b.String()
+}
+
+// firstFailure returns the first failure and how many others there were.
+func firstFailure(fs []string) string {
+	s := fs[0]
+	if len(s) > 240 {
+		s = s[:240] + "..."
+	}
+	if len(fs) > 1 {
+		s += fmt.Sprintf(" (and %d more failed)", len(fs)-1)
+	}
+	return s
+}
+
+// applyWatched runs `runbook apply --json args`, reads its event stream, and calls fault once: the
+// first time trigger returns true for an event. The run is bounded by faultRunTimeout.
+func applyWatched(t *testing.T, trigger func(event) bool, fault func(cmd *exec.Cmd) error, args ...string) watchedRun {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), faultRunTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, runbookBin, append([]string{"apply", "--json"}, args...)...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start runbook apply: %v", err)
+	}
+	var w watchedRun
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var ev event
+		if json.Unmarshal(sc.Bytes(), &ev) != nil {
+			continue
+		}
+		switch {
+		case ev.Type == "recap":
+			rc := ev
+			w.Recap = &rc
+		case ev.Status == "failed":
+			w.Failures = append(w.Failures, fmt.Sprintf("%s %s: %s", ev.Host, ev.Task, ev.Summary))
+		}
+		if !w.Fired && trigger(ev) {
+			w.Fired, w.FaultAt = true, time.Now()
+			w.FaultErr = fault(cmd)
+		}
+	}
+	_, _ = io.Copy(io.Discard, stdout)
+	err = cmd.Wait()
+	w.End = time.Now()
+	w.Stderr = stderr.String()
+	var exit *exec.ExitError
+	switch {
+	case ctx.Err() != nil:
+		w.Exit = -1
+	case err == nil:
+		w.Exit = 0
+	case errors.As(err, &exit) && exit.ExitCode() >= 0:
+		w.Exit = exit.ExitCode()
+	default:
+		t.Fatalf("runbook apply %v: %v", args, err)
+	}
+	return w
+}
+
+// resultOf matches the first result of task (any of its for_each elements) on host.
+func resultOf(task, host string) func(event) bool {
+	return func(ev event) bool {
+		return ev.Type == "result" && ev.Host == host && (ev.Task == task || strings.HasPrefix(ev.Task, task+"["))
+	}
+}
+
+// clusterTaskStarts matches the last result of redis_listening, the only dependency of
+// redis_cluster: the walk starts redis_cluster right after it (the --json stream has no
+// task-start event).
+func clusterTaskStarts(results int) func(event) bool {
+	seen := 0
+	return func(ev event) bool {
+		if ev.Type == "result" && strings.HasPrefix(ev.Task, "redis_listening[") {
+			seen++
+		}
+		return seen == results
+	}
+}
+
+// dropSSH ends every SSH connection of host by killing sshd's per-connection processes (every
+// sshd but the listener, which is PID 1 of the host): runbook's connection drops while the host,
+// its sshd listener and its redis-servers stay up. It fails when there was no connection to drop.
+func dropSSH(ctx context.Context, lab *testenv.Lab, host string) error {
+	out, err := lab.Exec(ctx, host, `n=0
+for p in $(pgrep -x sshd); do
+  if [ "$p" != 1 ]; then kill -KILL "$p" && n=$((n+1)); fi
+done
+echo "$n"`)
+	if err != nil {
+		return fmt.Errorf("drop ssh connections of %s: %w: %s", host, err, out)
+	}
+	if strings.TrimSpace(out) == "0" {
+		return fmt.Errorf("drop ssh connections of %s: no connection to drop", host)
+	}
+	return nil
+}
+
+// liveClient is python3-redis's RedisCluster reading the keys written before a fault and writing
+// keys of its own, one command every 10 ms, until stopped; it counts the commands that raised.
+type liveClient struct {
+	cmd    *exec.Cmd
+	stdout bytes.Buffer
+}
+
+// clientStats is what liveClient saw.
+type clientStats struct {
+	Ops        int    `json:"ops"`
+	Errors     int    `json:"errors"`
+	WrongReads int    `json:"wrong_reads"`
+	FirstError string `json:"first_error"`
+}
+
+func startLiveClient(t *testing.T, addrs []string) *liveClient {
+	t.Helper()
+	script := `
+import json, signal, sys, time
+from redis.cluster import RedisCluster, ClusterNode
+hosts, n = sys.argv[1].split(","), int(sys.argv[2])
+stop = False
+def on_term(*_):
+    global stop
+    stop = True
+signal.signal(signal.SIGTERM, on_term)
+rc = RedisCluster(startup_nodes=[ClusterNode(h, 6379) for h in hosts], decode_responses=True,
+                  socket_timeout=1, socket_connect_timeout=1)
+st = {"ops": 0, "errors": 0, "wrong_reads": 0, "first_error": ""}
+i = 0
+while not stop:
+    k = i % n
+    try:
+        if i % 2 == 0:
+            if rc.get("key:%d" % k) != "value:%d" % k:
+                st["wrong_reads"] += 1
+        else:
+            rc.set("live:%d" % k, "v")
+    except Exception as e:
+        st["errors"] += 1
+        if not st["first_error"]:
+            st["first_error"] = "%s: %s" % (type(e).__name__, e)
+    st["ops"] += 1
+    i += 1
+    time.sleep(0.01)
+print(json.dumps(st))
+`
+	c := &liveClient{cmd: exec.Command("/usr/bin/python3", "-c", script, strings.Join(addrs, ","), fmt.Sprint(faultKeys))}
+	c.cmd.Stdout = &c.stdout
+	c.cmd.Stderr = &c.stdout
+	if err := c.cmd.Start(); err != nil {
+		t.Fatalf("start python3 RedisCluster client: %v", err)
+	}
+	t.Cleanup(func() { c.stop(t) })
+	return c
+}
+
+// stop ends the client (SIGTERM, then SIGKILL after 20 s) and returns what it saw.
+func (c *liveClient) stop(t *testing.T) clientStats {
+	t.Helper()
+	var st clientStats
+	if c.cmd.ProcessState != nil {
+		return st
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- c.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("python3 RedisCluster client: %v\n%s", err, c.stdout.String())
+			return st
+		}
+	case <-time.After(20 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-done
+		t.Errorf("python3 RedisCluster client did not stop within 20 s")
+		return st
+	}
+	if err := json.Unmarshal(bytes.TrimSpace(c.stdout.Bytes()), &st); err != nil {
+		t.Errorf("python3 RedisCluster client printed %q: %v", c.stdout.String(), err)
+	}
+	return st
+}
+
+// reliabilityRow is one line of the reliability report: the JSON the tests append to the file
+// named by RUNBOOK_RELIABILITY_OUT and cmd/reliability-report renders.
+type reliabilityRow struct {
+	Scenario     string  `json:"scenario"`
+	Fault        string  `json:"fault"`
+	Recovery     string  `json:"recovery"`
+	FaultRun     string  `json:"fault_run"`
+	Reapply      string  `json:"reapply"`
+	Keys         int     `json:"keys"`
+	KeysLost     int     `json:"keys_lost"`
+	ClientOps    int     `json:"client_ops"`
+	ClientErrors int     `json:"client_errors"`
+	WrongReads   int     `json:"client_wrong_reads"`
+	FirstError   string  `json:"client_first_error,omitempty"`
+	ConvergeSec  float64 `json:"converge_seconds"`
+	Passed       bool    `json:"passed"`
+}
+
+// writeRow appends row to the file named by RUNBOOK_RELIABILITY_OUT, when it is set.
+func writeRow(t *testing.T, row reliabilityRow) {
+	path := os.Getenv("RUNBOOK_RELIABILITY_OUT")
+	if path == "" {
+		return
+	}
+	b, err := json.Marshal(row)
+	if err != nil {
+		t.Errorf("reliability row: %v", err)
+		return
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Errorf("reliability report: %v", err)
+		return
+	}
+	defer f.Close()
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		t.Errorf("reliability report %s: %v", path, err)
+	}
+}
+
+// faultCase is one fault scenario.
+type faultCase struct {
+	name string
+	// replace is the host killed and revived with an empty disk before the faulted apply, which
+	// is then a node replacement; "" makes the faulted apply the first install on fresh hosts.
+	replace string
+	// trigger returns a fresh matcher of the event the fault is injected at.
+	trigger func() func(event) bool
+	// fault is injected into the running apply.
+	fault     func(ctx context.Context, lab *testenv.Lab, cmd *exec.Cmd) error
+	faultText string
+	// recover puts the lab back after the faulted apply exited (revive, heal), may be nil.
+	recover     func(ctx context.Context, lab *testenv.Lab) error
+	recoverText string
+	// short scenarios run under -short too.
+	short bool
+}
+
+// TestFaults injects faults into running applies on the lab — hosts killed during each phase,
+// a partition, a dropped SSH connection, SIGINT — and checks that the next `runbook apply
+// site.hcl` converges to the seed's layout with no key written before the fault lost.
+func TestFaults(t *testing.T) {
+	requireTools(t)
+	lab := testenv.Start(t, testenv.Options{Nodes: 3})
+	ctx := context.Background()
+	inv := lab.InventoryPath()
+	ports := []int{6379, 6380, 6381}
+	var addrs []string
+	for _, h := range lab.Nodes() {
+		addrs = append(addrs, h.Address)
+	}
+	instances := len(lab.Nodes()) * len(ports)
+
+	kill := func(host string) func(context.Context, *testenv.Lab, *exec.Cmd) error {
+		return func(ctx context.Context, lab *testenv.Lab, _ *exec.Cmd) error { return lab.Kill(ctx, host) }
+	}
+	revive := func(host string, wipe bool) func(context.Context, *testenv.Lab) error {
+		return func(ctx context.Context, lab *testenv.Lab) error { return lab.Revive(ctx, host, wipe) }
+	}
+	cases := []faultCase{
+		{
+			name:        "kill during cluster create",
+			trigger:     func() func(event) bool { return clusterTaskStarts(instances) },
+			fault:       kill("node3"),
+			faultText:   "first apply on fresh hosts; node3 killed when redis_cluster starts",
+			recover:     revive("node3", false),
+			recoverText: "node3 revived, disk kept",
+		},
+		{
+			name:        "kill during upload",
+			replace:     "node2",
+			trigger:     func() func(event) bool { return resultOf("redis_config", "node2") },
+			fault:       kill("node2"),
+			faultText:   "node2 replacement; node2 killed at its first redis_config result",
+			recover:     revive("node2", false),
+			recoverText: "node2 revived, disk kept (partial configs)",
+		},
+		{
+			name:        "kill during start",
+			replace:     "node3",
+			trigger:     func() func(event) bool { return resultOf("redis_start", "node3") },
+			fault:       kill("node3"),
+			faultText:   "node3 replacement; node3 killed at its first redis_start result",
+			recover:     revive("node3", true),
+			recoverText: "node3 revived, disk wiped",
+		},
+		{
+			name:        "kill during converge",
+			replace:     "node1",
+			trigger:     func() func(event) bool { return clusterTaskStarts(instances) },
+			fault:       kill("node2"),
+			faultText:   "node1 replacement; node2 (a healthy host) killed when redis_cluster starts",
+			recover:     revive("node2", false),
+			recoverText: "node2 revived, disk kept",
+		},
+		{
+			name:    "partition during converge",
+			replace: "node3",
+			trigger: func() func(event) bool { return clusterTaskStarts(instances) },
+			fault: func(ctx context.Context, lab *testenv.Lab, _ *exec.Cmd) error {
+				return lab.Partition(ctx, "node1")
+			},
+			faultText:   "node3 replacement; node1 partitioned when redis_cluster starts",
+			recover:     func(ctx context.Context, lab *testenv.Lab) error { return lab.Heal(ctx, "node1") },
+			recoverText: "node1 healed after the apply exited",
+		},
+		{
+			name:    "ssh connection dropped during converge",
+			replace: "node2",
+			trigger: func() func(event) bool { return clusterTaskStarts(instances) },
+			fault: func(ctx context.Context, lab *testenv.Lab, _ *exec.Cmd) error {
+				return dropSSH(ctx, lab, "node1")
+			},
+			faultText:   "node2 replacement; node1's sshd connection processes killed when redis_cluster starts (host and listener stay up)",
+			recoverText: "none",
+			short:       true,
+		},
+		{
+			name:    "ssh connection dropped during upload",
+			replace: "node1",
+			trigger: func() func(event) bool { return resultOf("redis_config", "node1") },
+			fault: func(ctx context.Context, lab *testenv.Lab, _ *exec.Cmd) error {
+				return dropSSH(ctx, lab, "node1")
+			},
+			faultText:   "node1 replacement; node1's sshd connection processes killed at its first redis_config result",
+			recoverText: "none",
+		},
+		{
+			name:    "SIGINT during converge",
+			replace: "node3",
+			trigger: func() func(event) bool { return clusterTaskStarts(instances) },
+			fault: func(_ context.Context, _ *testenv.Lab, cmd *exec.Cmd) error {
+				return cmd.Process.Signal(os.Interrupt)
+			},
+			faultText:   "node3 replacement; runbook sent SIGINT when redis_cluster starts",
+			recoverText: "none",
+			short:       true,
+		},
+	}
+
+	healthy, installed := true, false
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if testing.Short() && !tc.short {
+				t.Skip("slow scenario (runs without -short)")
+			}
+			if !healthy {
+				t.Skip("a previous scenario left the cluster broken")
+			}
+			row := reliabilityRow{Scenario: tc.name, Fault: tc.faultText, Recovery: tc.recoverText}
+			defer func() {
+				row.Passed = !t.Failed()
+				healthy = row.Passed
+				writeRow(t, row)
+			}()
+			var client *liveClient
+			if tc.replace != "" {
+				if !installed {
+					apply(t, "-i", inv, "site.hcl")
+				}
+				checkLayout(t, lab, ports, 2)
+				keys(t, "write", addrs, faultKeys)
+				row.Keys = faultKeys
+				client = startLiveClient(t, addrs)
+				if err := lab.Kill(ctx, tc.replace); err != nil {
+					t.Fatal(err)
+				}
+				if err := lab.Revive(ctx, tc.replace, true); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			w := applyWatched(t, tc.trigger(), func(cmd *exec.Cmd) error { return tc.fault(ctx, lab, cmd) }, "-i", inv, "site.hcl")
+			row.FaultRun = w.summary()
+			t.Logf("faulted apply: %s", row.FaultRun)
+			if !w.Fired {
+				t.Fatalf("the fault was never injected: the trigger event did not appear (%s)", row.FaultRun)
+			}
+			if w.FaultErr != nil {
+				t.Fatalf("inject fault: %v", w.FaultErr)
+			}
+			if w.Exit == -1 {
+				t.Errorf("the faulted apply did not end within %s", faultRunTimeout)
+			}
+			if w.Recap == nil && w.Exit != -1 && !strings.Contains(tc.name, "SIGINT") {
+				t.Errorf("the faulted apply printed no recap; stderr:\n%s", w.Stderr)
+			}
+			if tc.recover != nil {
+				if err := tc.recover(ctx, lab); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			start := time.Now()
+			rc := apply(t, "-i", inv, "site.hcl")
+			row.ConvergeSec = time.Since(w.FaultAt).Seconds()
+			row.Reapply = fmt.Sprintf("converged in %.1f s (%d changed)", time.Since(start).Seconds(), rc.Changed)
+			checkLayout(t, lab, ports, 2)
+			installed = true
+			if client != nil {
+				st := client.stop(t)
+				row.ClientOps, row.ClientErrors, row.WrongReads, row.FirstError = st.Ops, st.Errors, st.WrongReads, st.FirstError
+				row.KeysLost = keys(t, "check", addrs, faultKeys)
+				if row.KeysLost != 0 {
+					t.Errorf("%d of %d keys written before the fault lost", row.KeysLost, faultKeys)
+				}
+			}
+		})
+	}
+}
