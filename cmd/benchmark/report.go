@@ -345,6 +345,14 @@ func markdown(r Results, profile string) string {
 			p("- %s: `%s`\n", k, vs[k])
 		}
 	}
+	runs := map[int]bool{}
+	for _, s := range r.Sets {
+		runs[s.Runs] = true
+	}
+	if len(runs) > 1 {
+		p("\nThe host counts were measured with different numbers of rounds (see each section): the slower\n")
+		p("ones were run fewer times to fit the time available. No number is extrapolated.\n")
+	}
 	p("\n## Targets (issue 7)\n\n")
 	p("| goal | measured (medians) | verdict |\n|---|---|---|\n")
 	for _, t := range targets(r) {
