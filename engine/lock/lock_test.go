@@ -1,0 +1,235 @@
+package lock
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/runbook/runbook/engine"
+)
+
+// localConn is an engine.Conn that runs commands with the local sh: real flock, real processes,
+// no SSH. Cancelling ctx kills the command, as a lost session would.
+type localConn struct{}
+
+func (localConn) Exec(ctx context.Context, cmd engine.Command) (engine.ExecResult, error) {
+	c := exec.CommandContext(ctx, "sh", "-c", cmd.Cmd)
+	var stdout, stderr bytes.Buffer
+	c.Stdout, c.Stderr = &stdout, &stderr
+	if cmd.Stdin != nil {
+		// Like an SSH session, the command's end does not wait for its input to end.
+		r, w, err := os.Pipe()
+		if err != nil {
+			return engine.ExecResult{}, err
+		}
+		c.Stdin = r
+		go func() {
+			_, _ = io.Copy(w, cmd.Stdin)
+			w.Close()
+		}()
+		defer r.Close()
+	}
+	err := c.Run()
+	res := engine.ExecResult{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
+	var exit *exec.ExitError
+	if errors.As(err, &exit) && ctx.Err() == nil {
+		res.ExitCode = exit.ExitCode()
+		return res, nil
+	}
+	return res, err
+}
+
+func (localConn) DialContext(context.Context, string, string) (net.Conn, error) { return nil, nil }
+
+func TestHolderRoundTrip(t *testing.T) {
+	started := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		in   Holder
+		want Holder
+	}{
+		{"full", Holder{PID: 42, User: "alice", Machine: "laptop", Playbook: "site.hcl", Started: started},
+			Holder{PID: 42, User: "alice", Machine: "laptop", Playbook: "site.hcl", Started: started}},
+		{"newlines are flattened", Holder{PID: 1, User: "a\nb", Playbook: "x\r\ny.hcl", Started: started},
+			Holder{PID: 1, User: "a b", Playbook: "x  y.hcl", Started: started}},
+		{"equal signs survive", Holder{PID: 7, Playbook: "a=b.hcl", Started: started},
+			Holder{PID: 7, Playbook: "a=b.hcl", Started: started}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, token := decode(encode(tt.in, "abc123"))
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("decode(encode()) mismatch (-want +got):\n%s", diff)
+			}
+			if token != "abc123" {
+				t.Errorf("token = %q, want abc123", token)
+			}
+		})
+	}
+}
+
+func TestHolderString(t *testing.T) {
+	started := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		in   Holder
+		want []string
+	}{
+		{Holder{PID: 42, User: "alice", Machine: "laptop", Playbook: "site.hcl", Started: started},
+			[]string{"alice@laptop (runbook pid 42, playbook site.hcl) since 2025-06-01 "}},
+		{Holder{}, []string{"another run (it left no holder information)"}},
+		{Holder{PID: 3}, []string{"unknown user (runbook pid 3)"}},
+	}
+	for _, tt := range tests {
+		got := tt.in.String()
+		for _, w := range tt.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("%+v.String() = %q, want it to contain %q", tt.in, got, w)
+			}
+		}
+	}
+}
+
+// TestLocal exercises the holding script with the local shell and flock.
+func TestLocal(t *testing.T) {
+	if _, err := exec.LookPath("flock"); err != nil {
+		t.Skip("flock(1) not installed")
+	}
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "sub", "runbook.lock")
+	hosts := map[string]engine.Conn{"h1": localConn{}}
+	a := Options{Path: path, Holder: Holder{PID: 111, User: "alice", Machine: "m1", Playbook: "a.hcl"}}
+	b := Options{Path: path, Holder: Holder{PID: 222, User: "bob", Machine: "m2", Playbook: "b.hcl"}}
+
+	relA, err := AcquireAll(ctx, hosts, a)
+	if err != nil {
+		t.Fatalf("first lock: %v", err)
+	}
+
+	t.Run("second run fails at once naming the holder", func(t *testing.T) {
+		start := time.Now()
+		_, err := AcquireAll(ctx, hosts, Options{Path: path, Holder: b.Holder, Hint: "retry later"})
+		var busy *BusyError
+		if !errors.As(err, &busy) {
+			t.Fatalf("err = %v, want a BusyError", err)
+		}
+		if busy.Holder.PID != 111 || busy.Holder.Playbook != "a.hcl" || busy.Holder.User != "alice" {
+			t.Errorf("holder = %+v, want alice's run 111 of a.hcl", busy.Holder)
+		}
+		for _, w := range []string{"h1: locked by another run: alice@m1 (runbook pid 111, playbook a.hcl) since ", path, "; retry later"} {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("error %q does not contain %q", err, w)
+			}
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("a zero timeout took %s", d)
+		}
+	})
+
+	t.Run("second run waits, says so, and gets the lock on release", func(t *testing.T) {
+		var mu sync.Mutex
+		var msgs []string
+		waiting := make(chan struct{})
+		opts := b
+		opts.Timeout = 30 * time.Second
+		opts.Retry = 20 * time.Millisecond
+		opts.Waiting = func(host, msg string) {
+			mu.Lock()
+			defer mu.Unlock()
+			msgs = append(msgs, msg)
+			if len(msgs) == 1 {
+				close(waiting)
+			}
+		}
+		done := make(chan error, 1)
+		var relB func()
+		go func() {
+			var err error
+			relB, err = AcquireAll(ctx, hosts, opts)
+			done <- err
+		}()
+		<-waiting
+		relA()
+		if err := <-done; err != nil {
+			t.Fatalf("waiting run: %v", err)
+		}
+		defer relB()
+		mu.Lock()
+		defer mu.Unlock()
+		if len(msgs) != 1 || !strings.HasPrefix(msgs[0], "waiting for the lock on h1 held by alice@m1 (runbook pid 111, playbook a.hcl) since ") {
+			t.Errorf("waiting messages = %q, want one naming alice's run", msgs)
+		}
+		// the lock file now names bob's run
+		out, err := engine.Run(ctx, localConn{}, "cat "+path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h, _ := decode(string(out)); h.PID != 222 {
+			t.Errorf("lock file names %+v, want pid 222", h)
+		}
+	})
+
+	t.Run("release empties the lock file and frees the lock", func(t *testing.T) {
+		rel, err := AcquireAll(ctx, map[string]engine.Conn{"h2": localConn{}}, Options{Path: path + "2"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel()
+		rel() // a second release is harmless
+		out, err := engine.Run(ctx, localConn{}, "cat "+path+"2; flock -n "+path+"2 true && echo free")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(out) != "free\n" {
+			t.Errorf("after release: %q, want an empty, free lock file", out)
+		}
+	})
+}
+
+// TestAllOrNothing: when one host is busy, the locks taken on the others are given back.
+func TestAllOrNothing(t *testing.T) {
+	if _, err := exec.LookPath("flock"); err != nil {
+		t.Skip("flock(1) not installed")
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	// two "hosts" with their own lock file: the path is expanded by each host's shell
+	h1 := envConn{"LOCKDIR=" + dir + "/h1"}
+	h2 := envConn{"LOCKDIR=" + dir + "/h2"}
+	path := "$LOCKDIR/runbook.lock"
+	rel1, err := AcquireAll(ctx, map[string]engine.Conn{"h1": h1}, Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rel1()
+	_, err = AcquireAll(ctx, map[string]engine.Conn{"h1": h1, "h2": h2}, Options{Path: path})
+	var busy *BusyError
+	if !errors.As(err, &busy) || busy.Host != "h1" {
+		t.Fatalf("err = %v, want h1 busy", err)
+	}
+	rel2, err := AcquireAll(ctx, map[string]engine.Conn{"h2": h2}, Options{Path: path})
+	if err != nil {
+		t.Fatalf("h2 still locked by the failed attempt: %v", err)
+	}
+	rel2()
+}
+
+// envConn is a localConn whose shell gets an extra environment variable.
+type envConn struct{ env string }
+
+func (e envConn) Exec(ctx context.Context, cmd engine.Command) (engine.ExecResult, error) {
+	cmd.Cmd = "export " + e.env + "; " + cmd.Cmd
+	return localConn{}.Exec(ctx, cmd)
+}
+
+func (envConn) DialContext(context.Context, string, string) (net.Conn, error) { return nil, nil }
