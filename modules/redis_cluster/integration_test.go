@@ -163,6 +163,10 @@ func (r *logReporter) Log(host, task, msg string) {
 	r.t.Logf("%6.3fs log: %s", time.Since(r.start).Seconds(), msg)
 }
 
+func (r *logReporter) Warn(host, task, msg string) {
+	r.t.Logf("%6.3fs warning: %s", time.Since(r.start).Seconds(), msg)
+}
+
 func (r *logReporter) Progress(host, task, msg string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -21,15 +21,17 @@ import (
 
 // Config is the redis_cluster block of a task.
 type Config struct {
-	Instances     []InstanceConfig  `hcl:"instances,attr" doc:"The redis-server instances of the cluster, a list of objects { host = inventory host name, port = number }. Each is reached at its host's inventory address."`
-	Replicas      *int              `hcl:"replicas,optional" doc:"Number of replicas per master (default 1). The number of masters is the number of instances divided by replicas + 1; instances left over become extra replicas."`
-	Zones         map[string]string `hcl:"zones,optional" doc:"Optional map of host name to failure zone. Replicas are placed in zones other than their master's and their siblings' where possible. Without it, a host variable named zone is used when present."`
-	Password      string            `hcl:"password,optional" doc:"Optional password of the instances (sensitive). It is sent only with AUTH and is redacted from all output. Replicas need masterauth set in their configuration to sync."`
-	TLS           *TLSBlock         `hcl:"tls,block" doc:"Optional TLS settings for connecting to the instances."`
-	Connect       string            `hcl:"connect,optional" doc:"How to reach the instances: \"ssh\" (default) opens each connection through the SSH connection of the instance's host, so no route to the Redis ports is needed; \"direct\" uses plain TCP from where runbook runs."`
-	AllowTakeover bool              `hcl:"allow_takeover,optional" doc:"Allow CLUSTER FAILOVER TAKEOVER when fewer than a majority of masters is alive (default false: refuse). A takeover bypasses the cluster's election and can lose writes; use it only when the dead masters are gone for good."`
-	Timeout       string            `hcl:"timeout,optional" doc:"Overall bound for converging, a duration such as \"2m\" (default 5m)."`
-	Mode          string            `hcl:"mode,optional" doc:"\"converge\" (default) brings the cluster to the declared layout. \"prepare\" only promotes a replica of every slot owner that is down (CLUSTER FAILOVER FORCE) and changes nothing else; run it before starting redis-server on a host whose disk was wiped."`
+	Instances      []InstanceConfig  `hcl:"instances,attr" doc:"The redis-server instances of the cluster, a list of objects { host = inventory host name, port = number }. Each is reached at its host's inventory address."`
+	Replicas       *int              `hcl:"replicas,optional" doc:"Number of replicas per master (default 1). The number of masters is the number of instances divided by replicas + 1; instances left over become extra replicas."`
+	Zones          map[string]string `hcl:"zones,optional" doc:"Optional map of host name to failure zone. Replicas are placed in zones other than their master's and their siblings' where possible. Without it, a host variable named zone is used when present."`
+	Password       string            `hcl:"password,optional" doc:"Optional password of the instances (sensitive). It is sent only with AUTH and is redacted from all output. Replicas need masterauth set in their configuration to sync."`
+	TLS            *TLSBlock         `hcl:"tls,block" doc:"Optional TLS settings for connecting to the instances."`
+	Connect        string            `hcl:"connect,optional" doc:"How to reach the instances: \"ssh\" (default) opens each connection through the SSH connection of the instance's host, so no route to the Redis ports is needed; \"direct\" uses plain TCP from where runbook runs."`
+	AllowTakeover  bool              `hcl:"allow_takeover,optional" doc:"Allow CLUSTER FAILOVER TAKEOVER when fewer than a majority of masters is alive (default false: refuse). A takeover bypasses the cluster's election and can lose writes; use it only when the dead masters are gone for good."`
+	Timeout        string            `hcl:"timeout,optional" doc:"Overall bound for converging, a duration such as \"2m\" (default 5m)."`
+	Mode           string            `hcl:"mode,optional" doc:"\"converge\" (default) brings the cluster to the declared layout. \"prepare\" only promotes a replica of every slot owner that is down (CLUSTER FAILOVER FORCE) and changes nothing else; run it before starting redis-server on a host whose disk was wiped. \"restart\" restarts, one at a time, the instances whose configuration file changed after their process started (a rolling restart, below)."`
+	Drain          []string          `hcl:"drain,optional" doc:"Hosts that must hold no master, e.g. [\"node2\"] before planned maintenance of node2: each of their masters is moved with a safe CLUSTER FAILOVER to a synced replica on another host; their replicas stay. Leave it out (run the usual playbook) to bring the masters back."`
+	RestartCommand string            `hcl:"restart_command,optional" doc:"mode = \"restart\": shell command, run on the instance's host, that restarts one instance and returns once it was started again, e.g. \"systemctl restart redis-cluster@{name}\". Replaced by the instance's values: {pid} (its process id), {config_file} (the configuration file it was started with), {name} (that file's name without directory and extension: a for /etc/redis/a.conf), {port}, {host} and {address}."`
 }
 
 // InstanceConfig is one element of instances.
@@ -150,8 +152,26 @@ func (c *Config) Validate() error {
 	}
 	switch c.Mode {
 	case "", ModeConverge, ModePrepare:
+	case ModeRestart:
+		if strings.TrimSpace(c.RestartCommand) == "" {
+			errs = append(errs, errors.New("restart_command: required with mode = \"restart\""))
+		}
 	default:
-		errs = append(errs, fmt.Errorf("mode: %q is not \"converge\" or \"prepare\"", c.Mode))
+		errs = append(errs, fmt.Errorf("mode: %q is not \"converge\", \"prepare\" or \"restart\"", c.Mode))
+	}
+	hosts := map[string]bool{}
+	for _, in := range c.Instances {
+		hosts[in.Host] = true
+	}
+	drained := map[string]bool{}
+	for i, h := range c.Drain {
+		if !hosts[h] {
+			errs = append(errs, fmt.Errorf("drain[%d]: host %q holds no declared instance", i, h))
+		}
+		drained[h] = true
+	}
+	if len(hosts) > 0 && len(drained) >= len(hosts) {
+		errs = append(errs, errors.New("drain: every host is drained, masters would have nowhere to go"))
 	}
 	if _, err := c.timeout(); err != nil {
 		errs = append(errs, err)
@@ -185,7 +205,14 @@ func (c *Config) desired() Desired {
 	if mode == "" {
 		mode = ModeConverge
 	}
-	return Desired{Replicas: c.replicas(), AllowTakeover: c.AllowTakeover, Mode: mode}
+	d := Desired{Replicas: c.replicas(), AllowTakeover: c.AllowTakeover, Mode: mode}
+	for _, h := range c.Drain {
+		if d.Drain == nil {
+			d.Drain = map[string]bool{}
+		}
+		d.Drain[h] = true
+	}
+	return d
 }
 
 // session is what one Run or Status needs: the declared instances and a client for each.
@@ -244,7 +271,8 @@ func (c *Config) open(ctx context.Context, t *engine.Target) (*session, error) {
 }
 
 // Run observes the cluster, plans, and (in apply mode) executes the plan, re-observing and
-// re-planning until the cluster has converged or the timeout ends.
+// re-planning until the cluster has converged or the timeout ends. In mode "restart" it runs the
+// rolling restart instead.
 func (c *Config) Run(ctx context.Context, t *engine.Target) (engine.Outcome, error) {
 	s, err := c.open(ctx, t)
 	if err != nil {
@@ -255,6 +283,15 @@ func (c *Config) Run(ctx context.Context, t *engine.Target) (engine.Outcome, err
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	d := c.desired()
+	if d.Mode == ModeRestart {
+		return c.rollingRestart(ctx, t, s, d, timeout)
+	}
+	return converge(ctx, t, s, d, timeout)
+}
+
+// converge observes, plans and executes until the cluster is as declared (or, in plan mode and in
+// prepare mode, runs one round).
+func converge(ctx context.Context, t *engine.Target, s *session, d Desired, timeout time.Duration) (engine.Outcome, error) {
 	created := false
 	for round := 0; ; round++ {
 		top := Analyze(s.insts, s.c.observeAll(ctx))
@@ -263,6 +300,9 @@ func (c *Config) Run(ctx context.Context, t *engine.Target) (engine.Outcome, err
 			if round > 0 && IsRefusal(err) {
 				return engine.Outcome{}, fmt.Errorf("after %d rounds of changes: %w", round, err)
 			}
+			if t.DryRun() && onlyUnreachable(err, top) {
+				return engine.Outcome{}, fmt.Errorf("cannot plan the cluster before its instances answer: %s", DescribeUnreachable(top))
+			}
 			return engine.Outcome{}, err
 		}
 		for _, w := range plan.Warnings {
@@ -270,24 +310,16 @@ func (c *Config) Run(ctx context.Context, t *engine.Target) (engine.Outcome, err
 		}
 		created = created || plan.Create
 		ex := &executor{t: t, c: s.c, top: top, stepTimeout: 30 * time.Second}
-		if t.DryRun() {
-			for _, st := range plan.Steps {
-				if err := ex.run(ctx, st); err != nil {
-					return engine.Outcome{}, err
-				}
-			}
-			if len(plan.Blocked) > 0 {
-				return engine.Outcome{}, blockedErr(plan.Blocked)
-			}
-			return engine.Outcome{Summary: summary(top, plan, d, len(plan.Steps))}, nil
-		}
 		for _, st := range plan.Steps {
 			if err := ex.run(ctx, st); err != nil {
 				return engine.Outcome{}, err
 			}
 		}
-		if len(plan.Blocked) > 0 {
-			return engine.Outcome{}, blockedErr(plan.Blocked)
+		if err := blockedErr(top, plan); err != nil {
+			return engine.Outcome{}, err
+		}
+		if t.DryRun() {
+			return engine.Outcome{Summary: planSummary(top, plan, d)}, nil
 		}
 		if d.Mode == ModePrepare {
 			return engine.Outcome{Summary: summary(top, plan, d, len(t.Changes()))}, nil
@@ -295,39 +327,54 @@ func (c *Config) Run(ctx context.Context, t *engine.Target) (engine.Outcome, err
 		if round >= 20 {
 			return engine.Outcome{}, fmt.Errorf("not converged after %d rounds of changes", round)
 		}
-		// Wait until the cluster settles: converged, or the same steps planned for a while (a
-		// transient state right after a change does not trigger a new round).
-		var last []string
-		settled := false
-		var pending string
-		var pendingSince time.Time
-		err = t.Poll(ctx, "the cluster to converge", pollInterval, timeout, func(ctx context.Context) (bool, error) {
-			top := Analyze(s.insts, s.c.observeAll(ctx))
-			last = Health(top)
-			p, perr := PlanSteps(top, d)
-			if len(last) == 0 {
-				settled = perr == nil && len(p.Steps) == 0
-				return true, nil
-			}
-			if perr != nil || len(p.Steps) == 0 {
-				pending = ""
-				return false, nil
-			}
-			key := stepsKey(p.Steps)
-			if key != pending {
-				pending, pendingSince = key, time.Now()
-				return false, nil
-			}
-			return time.Since(pendingSince) > time.Second, nil
-		})
+		settled, err := waitSettled(ctx, t, s, d, timeout)
 		if err != nil {
-			return engine.Outcome{}, fmt.Errorf("cluster not converged: %s: %w", strings.Join(last, "; "), err)
+			return engine.Outcome{}, err
 		}
 		if settled {
 			top := Analyze(s.insts, s.c.observeAll(ctx))
 			return engine.Outcome{Summary: summary(top, &Plan{Create: created}, d, len(t.Changes())), Outputs: outputs(top)}, nil
 		}
 	}
+}
+
+// waitSettled waits until the cluster settles after a round of changes: converged (true), or the
+// same steps planned for a while (false: a transient state right after a change does not trigger
+// a new round).
+func waitSettled(ctx context.Context, t *engine.Target, s *session, d Desired, timeout time.Duration) (bool, error) {
+	var last []string
+	settled := false
+	var pending string
+	var pendingSince time.Time
+	err := t.Poll(ctx, "the cluster to converge", pollInterval, timeout, func(ctx context.Context) (bool, error) {
+		top := Analyze(s.insts, s.c.observeAll(ctx))
+		last = Health(top)
+		p, perr := PlanSteps(top, d)
+		if len(last) == 0 {
+			settled = perr == nil && len(p.Steps) == 0
+			return true, nil
+		}
+		if perr != nil || len(p.Steps) == 0 {
+			pending = ""
+			return false, nil
+		}
+		key := stepsKey(p.Steps)
+		if key != pending {
+			pending, pendingSince = key, time.Now()
+			return false, nil
+		}
+		return time.Since(pendingSince) > time.Second, nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("cluster not converged: %s: %w", strings.Join(last, "; "), err)
+	}
+	return settled, nil
+}
+
+// onlyUnreachable reports whether err is a refusal whose only reason is unreachable instances.
+func onlyUnreachable(err error, top *Topology) bool {
+	var r *RefusalError
+	return len(top.Unreachable) > 0 && errors.As(err, &r) && len(r.Reasons) == 1 && r.Reasons[0] == DescribeUnreachable(top)
 }
 
 func stepsKey(steps []Step) string {
@@ -339,24 +386,66 @@ func stepsKey(steps []Step) string {
 	return b.String()
 }
 
-func blockedErr(b []string) error {
-	return fmt.Errorf("cannot converge: %s; start them and run again (mode = \"prepare\" promotes replicas of their masters first)", strings.Join(b, ", "))
+func blockedErr(top *Topology, p *Plan) error {
+	var parts []string
+	if len(p.Unreachable) > 0 {
+		parts = append(parts, DescribeUnreachable(top)+"; start them and run again (mode = \"prepare\" promotes replicas of their masters first)")
+	}
+	parts = append(parts, p.Blocked...)
+	if len(parts) == 0 {
+		return nil
+	}
+	return fmt.Errorf("cannot converge: %s", strings.Join(parts, "; "))
 }
 
-func summary(top *Topology, plan *Plan, d Desired, changes int) string {
-	if d.Mode == ModePrepare {
-		if changes == 0 {
-			return "no slot owner is down"
-		}
-		return fmt.Sprintf("promoted replicas of %d down masters", changes)
+// plural writes "1 master" or "3 masters".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, noun)
 	}
-	masters, replicas := 0, 0
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// liveRoles counts the live masters owning slots and the live replicas.
+func liveRoles(top *Topology) (masters, replicas int) {
 	for _, id := range top.IDs {
 		if m := top.Members[id]; m.Live && m.Master && len(m.Slots) > 0 {
 			masters++
 		} else if m.Live && !m.Master {
 			replicas++
 		}
+	}
+	return masters, replicas
+}
+
+// planSummary says what apply would do, in plan mode.
+func planSummary(top *Topology, plan *Plan, d Desired) string {
+	n := len(plan.Steps)
+	switch {
+	case d.Mode == ModePrepare && n == 0:
+		return "no slot owner is down"
+	case d.Mode == ModePrepare:
+		return fmt.Sprintf("would promote replicas of %s", plural(n, "down master"))
+	case plan.Create && plan.Layout != nil:
+		replicas := 0
+		for _, sh := range plan.Layout.Shards {
+			replicas += len(sh.Replicas)
+		}
+		return fmt.Sprintf("will create the cluster: %s, %s", plural(len(plan.Layout.Shards), "master"), plural(replicas, "replica"))
+	case n == 0:
+		m, r := liveRoles(top)
+		return fmt.Sprintf("cluster as declared: %s, %s", plural(m, "master"), plural(r, "replica"))
+	}
+	return fmt.Sprintf("will converge: %s", plural(n, "step"))
+}
+
+// summary says what apply did.
+func summary(top *Topology, plan *Plan, d Desired, changes int) string {
+	if d.Mode == ModePrepare {
+		if changes == 0 {
+			return "no slot owner is down"
+		}
+		return fmt.Sprintf("promoted replicas of %s", plural(changes, "down master"))
 	}
 	verb := "cluster converged"
 	if plan.Create {
@@ -366,9 +455,10 @@ func summary(top *Topology, plan *Plan, d Desired, changes int) string {
 		verb = "cluster as declared"
 	}
 	if !top.Exists {
-		return fmt.Sprintf("%s: %d changes", verb, changes)
+		return fmt.Sprintf("%s: %s", verb, plural(changes, "change"))
 	}
-	return fmt.Sprintf("%s: %d masters, %d replicas, %d changes", verb, masters, replicas, changes)
+	m, r := liveRoles(top)
+	return fmt.Sprintf("%s: %s, %s, %s", verb, plural(m, "master"), plural(r, "replica"), plural(changes, "change"))
 }
 
 func outputs(top *Topology) map[string]cty.Value {

@@ -61,13 +61,16 @@ func TestValidate(t *testing.T) {
 		want string
 	}{
 		{"no instances", Config{}, "at least one instance"},
-		{"duplicate", Config{Instances: []InstanceConfig{{"a", 1}, {"a", 1}}}, "a:1 is declared twice"},
-		{"bad port", Config{Instances: []InstanceConfig{{"a", 60000}}}, "port 60000 out of range"},
-		{"too few instances", Config{Instances: []InstanceConfig{{"a", 1}, {"b", 1}}, Replicas: &two}, "cannot hold one master"},
-		{"connect", Config{Instances: []InstanceConfig{{"a", 1}}, Connect: "telnet"}, `connect: "telnet"`},
-		{"mode", Config{Instances: []InstanceConfig{{"a", 1}}, Mode: "fix"}, `mode: "fix"`},
-		{"timeout", Config{Instances: []InstanceConfig{{"a", 1}}, Timeout: "soon"}, `timeout: "soon"`},
-		{"tls pair", Config{Instances: []InstanceConfig{{"a", 1}}, TLS: &TLSBlock{CertFile: "c.pem"}}, "cert_file and key_file"},
+		{"duplicate", Config{Instances: []InstanceConfig{{Host: "a", Port: 1}, {Host: "a", Port: 1}}}, "a:1 is declared twice"},
+		{"bad port", Config{Instances: []InstanceConfig{{Host: "a", Port: 60000}}}, "port 60000 out of range"},
+		{"too few instances", Config{Instances: []InstanceConfig{{Host: "a", Port: 1}, {Host: "b", Port: 1}}, Replicas: &two}, "cannot hold one master"},
+		{"connect", Config{Instances: []InstanceConfig{{Host: "a", Port: 1}}, Connect: "telnet"}, `connect: "telnet"`},
+		{"mode", Config{Instances: []InstanceConfig{{Host: "a", Port: 1}}, Mode: "fix"}, `mode: "fix"`},
+		{"timeout", Config{Instances: []InstanceConfig{{Host: "a", Port: 1}}, Timeout: "soon"}, `timeout: "soon"`},
+		{"tls pair", Config{Instances: []InstanceConfig{{Host: "a", Port: 1}}, TLS: &TLSBlock{CertFile: "c.pem"}}, "cert_file and key_file"},
+		{"restart without command", Config{Instances: []InstanceConfig{{Host: "a", Port: 1}}, Mode: ModeRestart}, "restart_command: required"},
+		{"drain unknown host", Config{Instances: []InstanceConfig{{Host: "a", Port: 1}, {Host: "b", Port: 1}}, Drain: []string{"c"}}, `drain[0]: host "c" holds no declared instance`},
+		{"drain every host", Config{Instances: []InstanceConfig{{Host: "a", Port: 1}, {Host: "b", Port: 1}}, Drain: []string{"a", "b"}}, "every host is drained"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -89,7 +92,7 @@ func TestInfo(t *testing.T) {
 
 func TestPasswordIsRegisteredAsSecret(t *testing.T) {
 	zero := 0
-	c := &Config{Instances: []InstanceConfig{{"node1", 1}}, Replicas: &zero, Password: "s3cret-pw", Connect: "direct"}
+	c := &Config{Instances: []InstanceConfig{{Host: "node1", Port: 1}}, Replicas: &zero, Password: "s3cret-pw", Connect: "direct"}
 	target := engine.NewTarget(engine.TargetOptions{Hosts: fakeHosts{"node1": "127.0.0.1"}})
 	s, err := c.open(t.Context(), target)
 	if err != nil {

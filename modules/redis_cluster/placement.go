@@ -34,6 +34,8 @@ type PlaceInput struct {
 	// Free are the instances that belong to no shard and may be given any role.
 	Free     []int
 	Replicas int
+	// Drain are hosts that must hold no master; their instances stay (or become) replicas.
+	Drain map[string]bool
 }
 
 // Layout is the desired role of every instance: for each shard its master and replicas.
@@ -49,7 +51,7 @@ type ShardLayout struct {
 }
 
 // Place computes the desired layout. Masters are spread over hosts first (each host holds its share,
-// proportional to its instances); each master gets Replicas replicas on other hosts, siblings on
+// proportional to its instances; a drained host's share is zero); each master gets Replicas replicas on other hosts, siblings on
 // distinct hosts and zones where possible. Existing roles are kept whenever they satisfy these
 // rules, so a converged layout places to itself. The result is deterministic. Warnings say where
 // the hosts cannot give perfect anti-affinity.
@@ -77,12 +79,16 @@ func newPlacer(in PlaceInput) *placer {
 	p := &placer{in: in, hostIdx: map[string]int{}, quota: map[string]int{}, mcount: map[string]int{},
 		pool: map[int]bool{}, fresh: map[int]bool{}, memberOf: map[int]int{}}
 	count := map[string]int{}
+	n := 0
 	for _, inst := range in.Instances {
 		if _, ok := p.hostIdx[inst.Host]; !ok {
 			p.hostIdx[inst.Host] = len(p.hosts)
 			p.hosts = append(p.hosts, inst.Host)
 		}
-		count[inst.Host]++
+		if !in.Drain[inst.Host] {
+			count[inst.Host]++
+			n++
+		}
 	}
 	for _, f := range in.Free {
 		p.pool[f] = true
@@ -99,7 +105,7 @@ func newPlacer(in PlaceInput) *placer {
 		}
 		p.oldMaster = append(p.oldMaster, sh.Master)
 	}
-	p.quota = masterQuota(p.hosts, count, len(in.Instances), len(in.Shards), current)
+	p.quota = masterQuota(p.hosts, count, n, len(in.Shards), current)
 	p.out = make([]ShardLayout, len(in.Shards))
 	for i := range p.out {
 		p.out[i].Master = -1

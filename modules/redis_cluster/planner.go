@@ -11,14 +11,18 @@ import (
 const (
 	ModeConverge = "converge"
 	ModePrepare  = "prepare"
+	ModeRestart  = "restart"
 )
 
 // Desired is the declared intent the planner converges to.
 type Desired struct {
 	Replicas      int
 	AllowTakeover bool
-	// Mode is ModeConverge or ModePrepare.
+	// Mode is ModeConverge, ModePrepare or ModeRestart (the planner treats restart as converge).
 	Mode string
+	// Drain are hosts that must hold no master (planned maintenance): their masters are moved to
+	// replicas on other hosts with safe failovers; their replicas stay.
+	Drain map[string]bool
 }
 
 // StepKind is the kind of one planned step.
@@ -65,7 +69,9 @@ type Plan struct {
 	Warnings []string
 	// Layout is the desired layout (nil in prepare mode).
 	Layout *Layout
-	// Blocked lists why converge cannot finish even after the steps (unreachable instances).
+	// Unreachable are the declared instances converge waits for: it cannot finish before they run.
+	Unreachable []int
+	// Blocked lists other reasons why converge cannot finish even after the steps.
 	Blocked []string
 }
 
@@ -105,8 +111,8 @@ func PlanSteps(top *Topology, d Desired) (*Plan, error) {
 
 func planCreate(top *Topology, d Desired, refuse []string) (*Plan, error) {
 	insts := top.Instances
-	for _, i := range top.Unreachable {
-		refuse = append(refuse, fmt.Sprintf("%s is unreachable: %v", insts[i].Name(), top.Obs[i].Err))
+	if len(top.Unreachable) > 0 {
+		refuse = append(refuse, DescribeUnreachable(top))
 	}
 	for _, i := range top.Foreign {
 		refuse = append(refuse, fmt.Sprintf("%s belongs to another cluster (it knows %d nodes)", insts[i].Name(), len(top.Obs[i].Nodes)))
@@ -131,7 +137,7 @@ func planCreate(top *Topology, d Desired, refuse []string) (*Plan, error) {
 	for i := range shards {
 		shards[i].Master = -1
 	}
-	layout := Place(PlaceInput{Instances: insts, Shards: shards, Free: free, Replicas: d.Replicas})
+	layout := Place(PlaceInput{Instances: insts, Shards: shards, Free: free, Replicas: d.Replicas, Drain: d.Drain})
 	ranges := SplitSlots(m)
 	p := &Plan{Create: true, Layout: &layout, Warnings: layout.Warnings}
 	for s, sh := range layout.Shards {
@@ -271,10 +277,8 @@ func planConverge(top *Topology, d Desired, refuse []string) (*Plan, error) {
 	if d.Mode == ModePrepare {
 		return p, nil
 	}
-	for _, i := range top.Unreachable {
-		p.Blocked = append(p.Blocked, fmt.Sprintf("%s is unreachable", insts[i].Name()))
-	}
-	if len(p.Blocked) > 0 {
+	if len(top.Unreachable) > 0 {
+		p.Unreachable = top.Unreachable
 		return p, nil
 	}
 	var live []int
@@ -323,7 +327,7 @@ func planConverge(top *Topology, d Desired, refuse []string) (*Plan, error) {
 			follow[r] = s
 		}
 	}
-	layout := Place(PlaceInput{Instances: insts, Shards: shards, Free: free, Replicas: d.Replicas})
+	layout := Place(PlaceInput{Instances: insts, Shards: shards, Free: free, Replicas: d.Replicas, Drain: d.Drain})
 	p.Layout = &layout
 	p.Warnings = append(p.Warnings, layout.Warnings...)
 	for _, u := range top.Undeclared {
@@ -353,7 +357,71 @@ func planConverge(top *Topology, d Desired, refuse []string) (*Plan, error) {
 		}
 	}
 	p.Steps = append(p.Steps, failovers...)
+	for _, sh := range layout.Shards {
+		if sh.Master >= 0 && d.Drain[insts[sh.Master].Host] {
+			p.Blocked = append(p.Blocked, fmt.Sprintf("%s stays master on drained host %s: none of its replicas is on another host",
+				insts[sh.Master].Name(), insts[sh.Master].Host))
+		}
+	}
 	return p, nil
+}
+
+// DescribeUnreachable says in one line which declared instances did not answer and why, grouped
+// by reason and host: "3 of 9 instances are unreachable: node2:6379,6380,6381 (connection refused)".
+func DescribeUnreachable(top *Topology) string {
+	var reasons []string
+	byReason := map[string][]int{}
+	for _, i := range top.Unreachable {
+		r := unreachableReason(top.Obs[i].Err)
+		if _, ok := byReason[r]; !ok {
+			reasons = append(reasons, r)
+		}
+		byReason[r] = append(byReason[r], i)
+	}
+	var parts []string
+	for _, r := range reasons {
+		parts = append(parts, fmt.Sprintf("%s (%s)", compactNames(top.Instances, byReason[r]), r))
+	}
+	verb := "are"
+	if len(top.Unreachable) == 1 {
+		verb = "is"
+	}
+	return fmt.Sprintf("%d of %d instances %s unreachable: %s", len(top.Unreachable), len(top.Instances), verb, strings.Join(parts, ", "))
+}
+
+// unreachableReason shortens a dial or command error to its cause.
+func unreachableReason(err error) string {
+	if err == nil {
+		return "no answer"
+	}
+	msg := err.Error()
+	for _, known := range []string{"connection refused", "no route to host", "timeout", "i/o timeout", "deadline exceeded", "connection reset", "NOAUTH", "WRONGPASS"} {
+		if strings.Contains(strings.ToLower(msg), strings.ToLower(known)) {
+			return strings.TrimPrefix(strings.ToLower(known), "i/o ")
+		}
+	}
+	if k := strings.LastIndex(msg, ": "); k >= 0 {
+		return msg[k+2:]
+	}
+	return msg
+}
+
+// compactNames writes instances host by host: "node1:6379,6380 node2:6379".
+func compactNames(insts []Instance, idx []int) string {
+	var hosts []string
+	ports := map[string][]string{}
+	for _, i := range idx {
+		h := insts[i].Host
+		if _, ok := ports[h]; !ok {
+			hosts = append(hosts, h)
+		}
+		ports[h] = append(ports[h], fmt.Sprint(insts[i].Port))
+	}
+	var out []string
+	for _, h := range hosts {
+		out = append(out, h+":"+strings.Join(ports[h], ","))
+	}
+	return strings.Join(out, " ")
 }
 
 // Health lists why the cluster is not (yet) in its converged state: every declared instance a live

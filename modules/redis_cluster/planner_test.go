@@ -196,7 +196,7 @@ func TestPlanSteps(t *testing.T) {
 			name:    "create refused: an instance is down",
 			w:       world{fresh: []int{0, 1, 2, 3, 4, 5, 6, 7}, down: []int{8}},
 			d:       Desired{Replicas: 2},
-			refusal: "node3:6381 is unreachable",
+			refusal: "1 of 9 instances is unreachable: node3:6381 (connection refused)",
 		},
 		{
 			name:    "node3 down after failover: wait for it",
@@ -325,7 +325,7 @@ func TestPlanSteps(t *testing.T) {
 			if d := cmp.Diff(tt.want, got); d != "" {
 				t.Errorf("steps (-want +got):\n%s", d)
 			}
-			if len(p.Blocked) != tt.blocked {
+			if len(p.Unreachable)+len(p.Blocked) != tt.blocked {
 				t.Errorf("blocked %v, want %d", p.Blocked, tt.blocked)
 			}
 			if len(tt.want) == 0 && tt.blocked == 0 && tt.d.Mode != ModePrepare && top.Exists {

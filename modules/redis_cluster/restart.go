@@ -1,0 +1,341 @@
+package redis_cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/runbook/runbook/engine"
+)
+
+// proc is what the rolling restart knows of one instance's running process.
+type proc struct {
+	// RunID changes every time redis-server starts.
+	RunID string
+	// PID is INFO server process_id.
+	PID string
+	// Uptime is INFO server uptime_in_seconds.
+	Uptime int64
+	// ConfigFile is INFO server config_file ("" when started without one).
+	ConfigFile string
+	// ConfigMtime is the configuration file's modification time on the host (Unix seconds), -1
+	// when it could not be read.
+	ConfigMtime int64
+	// HostNow is the host's clock when the file was looked at (Unix seconds).
+	HostNow int64
+}
+
+// Stale reports whether the configuration file was modified after the process started. The start
+// is the host's clock minus the uptime, both in whole seconds, so the start is known to within a
+// second and a file written in the very second the process started counts as read by it: the
+// playbook writes a configuration before it starts an instance, never in the same second after.
+func (p proc) Stale() bool {
+	if p.ConfigFile == "" || p.ConfigMtime < 0 {
+		return false
+	}
+	return p.ConfigMtime > p.HostNow-p.Uptime
+}
+
+// expandCommand fills restart_command's placeholders for one instance.
+func expandCommand(tmpl string, inst Instance, p proc) string {
+	name := path.Base(p.ConfigFile)
+	name = strings.TrimSuffix(name, path.Ext(name))
+	return strings.NewReplacer(
+		"{pid}", engine.ShellQuote(p.PID),
+		"{config_file}", engine.ShellQuote(p.ConfigFile),
+		"{name}", engine.ShellQuote(name),
+		"{port}", strconv.Itoa(inst.Port),
+		"{host}", engine.ShellQuote(inst.Host),
+		"{address}", engine.ShellQuote(inst.IP),
+	).Replace(tmpl)
+}
+
+// readProcs asks every instance for its process facts (INFO server) and every host for the
+// modification time of the configuration files, in one command per host. Nothing changes.
+func readProcs(ctx context.Context, t *engine.Target, s *session) ([]proc, error) {
+	procs := make([]proc, len(s.insts))
+	byHost := map[string][]int{}
+	var hosts []string
+	for i := range s.insts {
+		text, err := s.c.text(ctx, i, "INFO", "server")
+		if err != nil {
+			return nil, err
+		}
+		info := ParseInfo(text)
+		procs[i] = proc{RunID: info["run_id"], PID: info["process_id"], ConfigFile: info["config_file"], ConfigMtime: -1}
+		procs[i].Uptime, _ = strconv.ParseInt(info["uptime_in_seconds"], 10, 64)
+		h := s.insts[i].Host
+		if _, ok := byHost[h]; !ok {
+			hosts = append(hosts, h)
+		}
+		byHost[h] = append(byHost[h], i)
+	}
+	for _, h := range hosts {
+		var files []string
+		for _, i := range byHost[h] {
+			files = append(files, engine.ShellQuote(procs[i].ConfigFile))
+		}
+		conn, err := t.Hosts().Conn(ctx, h)
+		if err != nil {
+			return nil, fmt.Errorf("connect to host %s: %w", h, err)
+		}
+		cmd := "date +%s; for f in " + strings.Join(files, " ") + `; do stat -c %Y -- "$f" 2>/dev/null || echo -1; done`
+		out, err := engine.Run(ctx, conn, cmd)
+		if err != nil {
+			return nil, fmt.Errorf("%s: read the configuration files' times: %w", h, err)
+		}
+		fields := strings.Fields(string(out))
+		if len(fields) != len(byHost[h])+1 {
+			return nil, fmt.Errorf("%s: unexpected answer %q to %q", h, out, cmd)
+		}
+		now, err := strconv.ParseInt(fields[0], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s: clock %q: %w", h, fields[0], err)
+		}
+		for k, i := range byHost[h] {
+			procs[i].HostNow = now
+			procs[i].ConfigMtime, err = strconv.ParseInt(fields[k+1], 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("%s: modification time %q of %s: %w", h, fields[k+1], procs[i].ConfigFile, err)
+			}
+			if procs[i].ConfigFile == "" || procs[i].ConfigMtime < 0 {
+				t.Logf("%s: no configuration file to compare with (config_file %q); not restarted", s.insts[i].Name(), procs[i].ConfigFile)
+			}
+		}
+	}
+	return procs, nil
+}
+
+// RestartOrder orders the instances to restart: replicas first, then masters, each group in
+// declaration order. A master is failed over before it restarts, so restarting replicas first
+// means the replica that takes over runs the new configuration already.
+func RestartOrder(top *Topology, stale []int) (replicas, masters []int) {
+	for _, i := range stale {
+		if me := top.Obs[i].Myself(); me != nil && me.IsMaster() {
+			masters = append(masters, i)
+		} else {
+			replicas = append(replicas, i)
+		}
+	}
+	return replicas, masters
+}
+
+// FailoverTarget picks the replica that takes over from master instance mi before it restarts:
+// a live replica with its link up, on another host, on the host holding the fewest masters, the
+// most up-to-date first. It returns -1 when there is none.
+func FailoverTarget(top *Topology, mi int) int {
+	me := top.Obs[mi].Myself()
+	if me == nil {
+		return -1
+	}
+	masters := map[string]int{}
+	for _, id := range top.Masters() {
+		if m := top.Members[id]; m.Live {
+			masters[top.Instances[m.Inst].Host]++
+		}
+	}
+	var cands []int
+	for _, rid := range top.ReplicasOf(me.ID) {
+		r := top.Members[rid].Inst
+		if top.Obs[r].LinkUp && top.Instances[r].Host != top.Instances[mi].Host {
+			cands = append(cands, r)
+		}
+	}
+	// ReplicasOf is ordered by offset; a stable sort keeps that order among equals.
+	sort.SliceStable(cands, func(a, b int) bool {
+		return masters[top.Instances[cands[a]].Host] < masters[top.Instances[cands[b]].Host]
+	})
+	if len(cands) == 0 {
+		return -1
+	}
+	return cands[0]
+}
+
+// rollingRestart restarts, one at a time, the instances whose configuration file changed after
+// they started: replicas first, then each master after a safe failover to a synced replica on
+// another host, and back once it is synced again. Each restarted instance is synced and agreed on
+// by the whole cluster before the next one goes. A master is never restarted while it is a master:
+// without persistence it would come back empty and its replicas would copy the empty dataset.
+func (c *Config) rollingRestart(ctx context.Context, t *engine.Target, s *session, d Desired, timeout time.Duration) (engine.Outcome, error) {
+	top := Analyze(s.insts, s.c.observeAll(ctx))
+	if !top.Exists {
+		return engine.Outcome{}, errors.New("no cluster to restart: run the module in converge mode first")
+	}
+	if h := Health(top); len(h) > 0 {
+		return engine.Outcome{}, fmt.Errorf("refusing to restart instances of an unhealthy cluster, nothing restarted: %s", strings.Join(h, "; "))
+	}
+	procs, err := readProcs(ctx, t, s)
+	if err != nil {
+		return engine.Outcome{}, err
+	}
+	var stale []int
+	for i, p := range procs {
+		if p.Stale() {
+			stale = append(stale, i)
+		}
+	}
+	if len(stale) == 0 {
+		if t.DryRun() {
+			return engine.Outcome{Summary: "no instance runs an outdated configuration now (a configuration this run changes is written, and its instances restarted, at apply)"}, nil
+		}
+		return engine.Outcome{Summary: "every instance runs its current configuration"}, nil
+	}
+	replicas, masters := RestartOrder(top, stale)
+	for _, mi := range masters {
+		if FailoverTarget(top, mi) < 0 {
+			return engine.Outcome{}, fmt.Errorf("refusing to restart, nothing restarted: master %s has no synced replica on another host to take over while it restarts", s.insts[mi].Name())
+		}
+	}
+	r := &restarter{t: t, s: s, c: c, timeout: timeout}
+	for _, i := range replicas {
+		if err := r.restart(ctx, top, i, procs[i], "replica"); err != nil {
+			return engine.Outcome{}, err
+		}
+	}
+	for _, mi := range masters {
+		if !t.DryRun() {
+			top = Analyze(s.insts, s.c.observeAll(ctx))
+		}
+		if err := r.restartMaster(ctx, top, mi, procs[mi]); err != nil {
+			return engine.Outcome{}, err
+		}
+	}
+	verb := "restarted"
+	if t.DryRun() {
+		verb = "would restart"
+	}
+	sum := fmt.Sprintf("%s %s one at a time (config changed since start): %s, %s", verb, plural(len(stale), "instance"),
+		plural(len(replicas), "replica"), plural(len(masters), "master"))
+	if len(masters) > 0 {
+		sum += ", each failed over to a replica on another host first and back once synced"
+	}
+	if t.DryRun() {
+		return engine.Outcome{Summary: sum}, nil
+	}
+	// The layout is restored shard by shard; converge confirms it (and repairs what moved).
+	if _, err := converge(ctx, t, s, d, timeout); err != nil {
+		return engine.Outcome{}, fmt.Errorf("after the restarts: %w", err)
+	}
+	top = Analyze(s.insts, s.c.observeAll(ctx))
+	return engine.Outcome{Summary: sum, Outputs: outputs(top)}, nil
+}
+
+// restarter performs the restarts of one rolling restart.
+type restarter struct {
+	t       *engine.Target
+	s       *session
+	c       *Config
+	timeout time.Duration
+}
+
+func (r *restarter) name(i int) string { return r.s.insts[i].Name() }
+
+// restart restarts instance i, which must be a replica, and waits until it runs again (a new
+// run_id), is synced with its master and the whole cluster agrees on it.
+func (r *restarter) restart(ctx context.Context, top *Topology, i int, p proc, role string) error {
+	runID := p.RunID
+	what := role
+	if me := top.Obs[i].Myself(); me != nil && !me.IsMaster() {
+		what = fmt.Sprintf("%s of %s", role, top.Name(me.MasterID))
+	}
+	cmd := expandCommand(r.c.RestartCommand, r.s.insts[i], p)
+	return r.t.Change(ctx, engine.Change{Summary: fmt.Sprintf("restart %s (%s): %s", r.name(i), what, cmd)}, func(ctx context.Context) error {
+		// The one rule that keeps data: never restart a master in place.
+		repl, err := r.s.c.text(ctx, i, "INFO", "replication")
+		if err != nil {
+			return err
+		}
+		if role := ParseInfo(repl)["role"]; role != "slave" {
+			return fmt.Errorf("%s is a %s now; refusing to restart it (it would come back empty)", r.name(i), role)
+		}
+		conn, err := r.t.Hosts().Conn(ctx, r.s.insts[i].Host)
+		if err != nil {
+			return fmt.Errorf("connect to host %s: %w", r.s.insts[i].Host, err)
+		}
+		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		res, err := conn.Exec(cctx, engine.Command{Cmd: cmd})
+		if err != nil {
+			return fmt.Errorf("run restart_command on %s: %w", r.s.insts[i].Host, err)
+		}
+		if err := res.Err(); err != nil {
+			return fmt.Errorf("restart_command on %s: %w", r.s.insts[i].Host, err)
+		}
+		return r.waitSynced(ctx, i, runID)
+	})
+}
+
+// waitSynced waits until instance i runs a process other than runID (when given), is a replica
+// whose link is up, and every instance agrees on the layout with nothing failing.
+func (r *restarter) waitSynced(ctx context.Context, i int, runID string) error {
+	if err := r.t.Poll(ctx, fmt.Sprintf("%s to run again and sync with its master", r.name(i)), pollInterval, r.timeout,
+		func(ctx context.Context) (bool, error) {
+			if runID != "" {
+				text, err := r.s.c.text(ctx, i, "INFO", "server")
+				if err != nil || ParseInfo(text)["run_id"] == runID {
+					return false, nil
+				}
+			}
+			repl, err := r.s.c.text(ctx, i, "INFO", "replication")
+			if err != nil {
+				return false, nil
+			}
+			info := ParseInfo(repl)
+			return info["role"] == "slave" && info["master_link_status"] == "up", nil
+		}); err != nil {
+		return err
+	}
+	var last []string
+	if err := r.t.Poll(ctx, "the cluster to agree", pollInterval, r.timeout, func(ctx context.Context) (bool, error) {
+		last = Health(Analyze(r.s.insts, r.s.c.observeAll(ctx)))
+		return len(last) == 0, nil
+	}); err != nil {
+		return fmt.Errorf("after restarting %s: %s: %w", r.name(i), strings.Join(last, "; "), err)
+	}
+	return nil
+}
+
+// restartMaster fails master mi over to a synced replica on another host, waits until mi is that
+// replica's synced replica, restarts it, and fails back to it once it is synced again.
+func (r *restarter) restartMaster(ctx context.Context, top *Topology, mi int, p proc) error {
+	me := top.Obs[mi].Myself()
+	ri := FailoverTarget(top, mi)
+	if me == nil || ri < 0 {
+		return fmt.Errorf("master %s has no synced replica on another host to take over while it restarts", r.name(mi))
+	}
+	ex := &executor{t: r.t, c: r.s.c, top: top, stepTimeout: 30 * time.Second}
+	if err := ex.run(ctx, Step{Kind: StepFailover, Inst: ri, NodeID: me.ID,
+		Summary: fmt.Sprintf("failover to %s (takes slots %s from %s, which restarts next)", r.name(ri), FormatRanges(me.Slots), r.name(mi))}); err != nil {
+		return err
+	}
+	newMaster := ""
+	if !r.t.DryRun() {
+		// mi must be a synced replica before it restarts.
+		if err := r.waitSynced(ctx, mi, ""); err != nil {
+			return err
+		}
+		top = Analyze(r.s.insts, r.s.c.observeAll(ctx))
+		if m := top.Obs[ri].Myself(); m != nil {
+			newMaster = m.ID
+		}
+	}
+	if err := r.restart(ctx, top, mi, p, "former master"); err != nil {
+		return err
+	}
+	if !r.t.DryRun() {
+		top = Analyze(r.s.insts, r.s.c.observeAll(ctx))
+	}
+	ex = &executor{t: r.t, c: r.s.c, top: top, stepTimeout: 30 * time.Second}
+	if newMaster == "" {
+		if m := top.Obs[ri].Myself(); m != nil {
+			newMaster = m.ID
+		}
+	}
+	return ex.run(ctx, Step{Kind: StepFailover, Inst: mi, NodeID: newMaster,
+		Summary: fmt.Sprintf("failover back to %s (takes slots %s from %s)", r.name(mi), FormatRanges(me.Slots), r.name(ri))})
+}
