@@ -448,7 +448,7 @@ func (s *Set) watch(lost func(host string, err error)) {
 			released := h.released
 			h.mu.Unlock()
 			if !released {
-				lost(h.host, h.err)
+				lost(h.host, fmt.Errorf("the session holding the run lock ended: %w", h.err))
 			}
 		}()
 	}
