@@ -46,6 +46,8 @@ type Reporter interface {
 	Progress(host, task, msg string)
 	// Change records a change as it is planned or done.
 	Change(host, task string, c Change, dryRun bool)
+	// Warn records something the operator should know even without --verbose.
+	Warn(host, task, msg string)
 }
 
 // Target is what a module runs against: one host of one task instance, in plan or apply mode.
@@ -149,6 +151,11 @@ func (t *Target) Logf(format string, args ...any) {
 	t.rep.Log(t.host.Name, t.task, t.secrets.Redact(fmt.Sprintf(format, args...)))
 }
 
+// Warnf records a warning, shown to the operator in every output mode, redacted.
+func (t *Target) Warnf(format string, args ...any) {
+	t.rep.Warn(t.host.Name, t.task, t.secrets.Redact(fmt.Sprintf(format, args...)))
+}
+
 // Progress shows what the module is waiting for; call Progress("") when the wait is over.
 func (t *Target) Progress(format string, args ...any) {
 	t.rep.Progress(t.host.Name, t.task, t.secrets.Redact(fmt.Sprintf(format, args...)))
@@ -183,3 +190,4 @@ type nopReporter struct{}
 func (nopReporter) Log(string, string, string)          {}
 func (nopReporter) Progress(string, string, string)     {}
 func (nopReporter) Change(string, string, Change, bool) {}
+func (nopReporter) Warn(string, string, string)         {}

@@ -107,7 +107,11 @@ func (u *humanUI) Event(e run.Event) {
 		}
 	case run.EventWarning:
 		u.clearProgress()
-		fmt.Fprintf(u.w, "%s %s\n", u.c(ansiYellow, "warning:"), e.Summary)
+		where := strings.TrimSpace(e.Host + " " + e.Task)
+		if where != "" {
+			where += ": "
+		}
+		fmt.Fprintf(u.w, "%s %s%s\n", u.c(ansiYellow, "warning:"), where, e.Summary)
 	case run.EventResult:
 		u.clearProgress()
 		u.result(e)

@@ -633,6 +633,10 @@ func (p reporter) Progress(host, task, msg string) {
 	p.r.emit(Event{Type: EventProgress, Host: host, Task: task, Summary: msg})
 }
 
+func (p reporter) Warn(host, task, msg string) {
+	p.r.emit(Event{Type: EventWarning, Host: host, Task: task, Summary: msg})
+}
+
 func (p reporter) Change(host, task string, c engine.Change, dryRun bool) {
 	p.r.emit(Event{Type: EventChange, Host: host, Task: task, Changes: []engine.Change{c}})
 }

@@ -215,7 +215,7 @@ func (m *LDAPAttribute) Run(ctx context.Context, t *engine.Target) (engine.Outco
 		return engine.Outcome{}, err
 	}
 	if m.InsecureSkipVerify {
-		t.Logf("warning: insecure_skip_verify: the directory's certificate is not verified; anyone on the path can read the bind password")
+		t.Warnf("insecure_skip_verify: the directory's certificate is not verified; anyone on the path can read the bind password")
 	}
 	patch, err := m.patch(ctx, t)
 	if err != nil {
@@ -223,7 +223,7 @@ func (m *LDAPAttribute) Run(ctx context.Context, t *engine.Target) (engine.Outco
 	}
 	warnings := m.gluuWarnings(patch)
 	for _, w := range warnings {
-		t.Logf("warning: %s", w)
+		t.Warnf("%s", w)
 	}
 
 	dial, via, err := m.dialer(ctx, t)

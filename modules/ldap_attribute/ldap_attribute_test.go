@@ -49,6 +49,7 @@ type recorder struct {
 
 func (r *recorder) Log(host, task, msg string)      { r.add("log: " + msg) }
 func (r *recorder) Progress(host, task, msg string) { r.add("progress: " + msg) }
+func (r *recorder) Warn(host, task, msg string)     { r.add("warning: " + msg) }
 func (r *recorder) Change(host, task string, c engine.Change, dryRun bool) {
 	r.add("change: " + c.Summary + "\n" + c.Diff)
 }
