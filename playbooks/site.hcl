@@ -142,6 +142,7 @@ task "redis_config" {
       supervised = trimspace(task.init_system[self.name].stdout) == "systemd"
     }
   }
+  notify = [handler.redis_rolling_restart]
 }
 
 # Promote before provisioning: a master whose host died (or came back empty) is replaced by its
@@ -218,5 +219,26 @@ task "gluu_cache" {
         servers           = local.redis_servers
       }
     }
+  }
+}
+
+# A changed configuration reaches the running instances through a rolling restart, one instance at
+# a time: replicas first, then each master after a safe failover to a synced replica on another
+# host (and back once it is synced again). Only instances whose configuration file is newer than
+# their process restart; each is synced, and agreed on by the whole cluster, before the next.
+handler "redis_rolling_restart" {
+  on = group.redis
+  redis_cluster {
+    mode      = "restart"
+    instances = [for i in local.cluster : { host = i.host, port = i.port }]
+    replicas  = var.replicas
+    password  = var.redis_password
+    # systemd hosts restart the unit; elsewhere the process (pidfile) is stopped and started as
+    # the service task starts it.
+    restart_command = <<-EOT
+      if [ -d /run/systemd/system ]; then systemctl restart redis-cluster@{name}; else
+        kill {pid} && while kill -0 {pid} 2>/dev/null; do sleep 0.05; done &&
+        runuser -u redis -- redis-server {config_file}; fi
+    EOT
   }
 }
