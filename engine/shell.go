@@ -37,13 +37,17 @@ type FileSpec struct {
 }
 
 // WriteFile writes f on the host atomically: the content goes over stdin (never on the command line)
-// into a temporary file beside the destination, gets its mode and owner, and is renamed over the
-// destination. A failure leaves the old file as it was and removes the temporary file.
+// into a temporary file beside the destination, is checked to be complete, gets its mode and owner,
+// and is renamed over the destination. A failure or an interruption leaves the old file as it was
+// and removes the temporary file.
 func WriteFile(ctx context.Context, c Conn, f FileSpec) error {
 	q := ShellQuote(f.Path)
 	var b strings.Builder
 	b.WriteString("set -e; umask 077; ")
-	fmt.Fprintf(&b, `t=$(mktemp %s.rb-XXXXXX); trap 'rm -f "$t"' EXIT; cat > "$t"; `, q)
+	fmt.Fprintf(&b, `t=$(mktemp %s.rb-XXXXXX); trap 'rm -f "$t"' EXIT; trap 'exit 1' HUP INT TERM PIPE; cat > "$t"; `, q)
+	// An upload cut short (connection lost, run interrupted) ends stdin early and cat succeeds:
+	// only a complete file may replace the destination.
+	fmt.Fprintf(&b, `n=$(wc -c < "$t"); if [ "$n" -ne %d ]; then echo "upload incomplete: $n of %d bytes" >&2; exit 1; fi; `, len(f.Content), len(f.Content))
 	mode := f.Mode
 	if mode == "" {
 		mode = "0644"

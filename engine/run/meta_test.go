@@ -184,3 +184,33 @@ task "some" {
 		t.Errorf("recap %+v results %v, want b skipped", rc, c.results())
 	}
 }
+
+func TestRunOnceFailureSkipsDependentsEverywhere(t *testing.T) {
+	_, c, st, err := runPlaybook(t, `
+task "cluster" {
+  run_once = true
+  flaky {
+    succeed_after = 1
+  }
+}
+task "after" {
+  run_once   = true
+  depends_on = [task.cluster]
+  flaky {}
+}
+task "independent" {
+  on = host.b
+  flaky {}
+}
+`, Options{})
+	if err == nil {
+		t.Fatal("want a failure")
+	}
+	res := c.results()
+	if res["a cluster"] != StatusFailed || res["b after"] != StatusSkipped || st.calls["a"] != 1 {
+		t.Errorf("results %v calls %v: want cluster failed on a, after skipped (not run on another host)", res, st.calls)
+	}
+	if st.calls["b"] != 1 || res["b independent"] != StatusOK {
+		t.Errorf("independent task on b: calls=%d result=%s, want it run", st.calls["b"], res["b independent"])
+	}
+}

@@ -125,12 +125,32 @@ func (r *Runner) Run(ctx context.Context) (*Recap, error) {
 	var firstFail sync.Once
 	walkErr := r.pb.Graph.Walk(ctx, 0, func(ctx context.Context, name string) error {
 		t, _ := r.pb.Task(name)
-		if r.runTask(ctx, t, nil) && r.opts.FailFast {
+		failed := r.runTask(ctx, t, nil)
+		if failed && r.opts.FailFast {
 			firstFail.Do(cancel)
 		}
+		if failed && t.RunOnce {
+			// a run_once task acts for the whole group: what depends on it must not run anywhere
+			return errRunOnceFailed
+		}
 		return nil
-	}, nil)
-	if walkErr != nil {
+	}, func(name, cause string) {
+		t, _ := r.pb.Task(name)
+		hosts, _ := r.pb.TaskHosts(t)
+		for _, h := range hosts {
+			r.mu.Lock()
+			dead := r.failed[h]
+			r.mu.Unlock()
+			if !r.inLimit(h) || dead {
+				continue
+			}
+			r.result(name, h, StatusSkipped, fmt.Sprintf("not run: it depends on task %q, which failed", cause), nil, 0)
+			if t.RunOnce {
+				break
+			}
+		}
+	})
+	if walkErr != nil && !errors.Is(walkErr, errRunOnceFailed) {
 		return nil, walkErr
 	}
 	for _, h := range r.pb.Handlers {
@@ -156,10 +176,14 @@ func (r *Runner) Run(ctx context.Context) (*Recap, error) {
 	return &rc, nil
 }
 
-// hostsOfRun returns every host some task or handler runs on, within --limit, in inventory order.
+// errRunOnceFailed marks a failed run_once task in the graph walk, so its dependents are skipped.
+var errRunOnceFailed = errors.New("run_once task failed")
+
+// hostsOfRun returns every host some task runs on, within --limit, in inventory order. Handlers
+// add none: they run only on hosts where a task notified them.
 func (r *Runner) hostsOfRun() ([]string, error) {
 	used := map[string]bool{}
-	for _, t := range append(append([]*config.Task(nil), r.pb.Tasks...), r.pb.Handlers...) {
+	for _, t := range r.pb.Tasks {
 		hs, diags := r.pb.TaskHosts(t)
 		if diags.HasErrors() {
 			return nil, diags
