@@ -95,6 +95,8 @@ type HostDefaults struct {
 	HostKeyChecking string // "strict" (default), "accept-new", "off"
 	SSHConfig       bool
 	Jump            string
+
+	userSet, portSet bool
 }
 
 // Host is an inventory host.
@@ -108,6 +110,10 @@ type Host struct {
 	HostKeyChecking string
 	SSHConfig       bool
 	Jump            string
+	// UserSet and PortSet say whether user and port were written (in the host or the defaults
+	// block) rather than defaulted, so that ~/.ssh/config may supply them (ssh_config = true).
+	UserSet bool
+	PortSet bool
 	// Vars are the host's own vars merged over its groups' vars.
 	Vars map[string]cty.Value
 	// Groups are the names of the groups the host belongs to.

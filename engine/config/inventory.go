@@ -130,6 +130,8 @@ func (p *Playbook) decodeInventory(blocks topBlocks) hcl.Diagnostics {
 		cs, d := p.decodeConn(content, varCtx, dirOf(b.DefRange.Filename))
 		diags = append(diags, d...)
 		apply(&p.Defaults.User, cs.user)
+		p.Defaults.userSet = cs.user != nil
+		p.Defaults.portSet = cs.port != nil
 		apply(&p.Defaults.PrivateKey, cs.privateKey)
 		apply(&p.Defaults.KnownHosts, cs.knownHosts)
 		apply(&p.Defaults.HostKeyChecking, cs.hostKeyChecking)
@@ -145,7 +147,8 @@ func (p *Playbook) decodeInventory(blocks topBlocks) hcl.Diagnostics {
 		}
 		h := &Host{Name: name, DeclRange: b.DefRange, User: p.Defaults.User, Port: p.Defaults.Port,
 			PrivateKey: p.Defaults.PrivateKey, KnownHosts: p.Defaults.KnownHosts, HostKeyChecking: p.Defaults.HostKeyChecking,
-			SSHConfig: p.Defaults.SSHConfig, Jump: p.Defaults.Jump, ownVars: map[string]cty.Value{}}
+			SSHConfig: p.Defaults.SSHConfig, Jump: p.Defaults.Jump, ownVars: map[string]cty.Value{},
+			UserSet: p.Defaults.userSet, PortSet: p.Defaults.portSet}
 		content, d := b.Body.Content(hostSchema)
 		diags = append(diags, d...)
 		if content == nil {
@@ -162,6 +165,8 @@ func (p *Playbook) decodeInventory(blocks topBlocks) hcl.Diagnostics {
 		cs, d := p.decodeConn(content, varCtx, dirOf(b.DefRange.Filename))
 		diags = append(diags, d...)
 		apply(&h.User, cs.user)
+		h.UserSet = h.UserSet || cs.user != nil
+		h.PortSet = h.PortSet || cs.port != nil
 		apply(&h.PrivateKey, cs.privateKey)
 		apply(&h.KnownHosts, cs.knownHosts)
 		apply(&h.HostKeyChecking, cs.hostKeyChecking)

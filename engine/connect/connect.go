@@ -59,6 +59,15 @@ func (s *SSH) config(h *config.Host, depth int) (sshconn.Config, error) {
 	if h.PrivateKey != "" {
 		cfg.PrivateKeys = []string{h.PrivateKey}
 	}
+	if h.SSHConfig {
+		// let ~/.ssh/config supply what the inventory did not write
+		if !h.UserSet {
+			cfg.User = ""
+		}
+		if !h.PortSet {
+			cfg.Port = 0
+		}
+	}
 	if h.Jump != "" {
 		if depth > 5 {
 			return cfg, fmt.Errorf("%s: jump hosts nest more than 5 deep", h.Name)
