@@ -436,6 +436,9 @@ func planSummary(top *Topology, plan *Plan, d Desired) string {
 		m, r := liveRoles(top)
 		return fmt.Sprintf("cluster as declared: %s, %s", plural(m, "master"), plural(r, "replica"))
 	}
+	if n == 1 {
+		return "will converge: " + plan.Steps[0].Summary
+	}
 	return fmt.Sprintf("will converge: %s", plural(n, "step"))
 }
 

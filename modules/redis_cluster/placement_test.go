@@ -194,3 +194,56 @@ func BenchmarkPlace100Hosts(b *testing.B) {
 		}
 	}
 }
+
+// TestPlaceDrain checks that a drained host holds no master, for layouts being created and for a
+// converged seed layout, that its instances keep their replica roles, and that replicas still sit
+// on hosts other than their master's.
+func TestPlaceDrain(t *testing.T) {
+	seed := []ShardSpec{
+		{Master: 0, Replicas: []int{4, 8}},
+		{Master: 3, Replicas: []int{2, 7}},
+		{Master: 6, Replicas: []int{1, 5}},
+	}
+	tests := []struct {
+		name  string
+		in    PlaceInput
+		drain []string
+	}{
+		{"create, node2 drained", createInput(grid(3, 3), 2), []string{"node2"}},
+		{"create 5 hosts, node1 and node4 drained", createInput(grid(5, 2), 1), []string{"node1", "node4"}},
+		{"seed layout, node2 drained", PlaceInput{Instances: grid(3, 3), Replicas: 2, Shards: seed}, []string{"node2"}},
+		{"seed layout, node3 drained", PlaceInput{Instances: grid(3, 3), Replicas: 2, Shards: seed}, []string{"node3"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := tt.in
+			in.Drain = map[string]bool{}
+			for _, h := range tt.drain {
+				in.Drain[h] = true
+			}
+			l := Place(in)
+			roles := map[int]int{}
+			for _, sh := range l.Shards {
+				m := in.Instances[sh.Master]
+				if in.Drain[m.Host] {
+					t.Errorf("master %s on drained host:\n%s", m.Name(), describe(in.Instances, l))
+				}
+				roles[sh.Master]++
+				for _, r := range sh.Replicas {
+					roles[r]++
+					if in.Instances[r].Host == m.Host {
+						t.Errorf("replica %s shares host with master %s", in.Instances[r].Name(), m.Name())
+					}
+				}
+			}
+			if len(roles) != len(in.Instances) {
+				t.Errorf("%d of %d instances got a role:\n%s", len(roles), len(in.Instances), describe(in.Instances, l))
+			}
+			for i, n := range roles {
+				if n != 1 {
+					t.Errorf("%s has %d roles", in.Instances[i].Name(), n)
+				}
+			}
+		})
+	}
+}

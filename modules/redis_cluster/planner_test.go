@@ -143,6 +143,20 @@ func afterNode3Failover() []fnode {
 	})
 }
 
+// drainedNode2: B (node2:6379) handed its slots to b1 (node1:6381) and follows it.
+func drainedNode2() []fnode {
+	return edit(healthy3x3(), func(n *fnode) {
+		switch n.name {
+		case "B":
+			n.slots, n.master, n.epoch = "", "b1", 4
+		case "b1":
+			n.master, n.slots, n.epoch = "", "5461-10922", 4
+		case "b2":
+			n.master, n.epoch = "b1", 4
+		}
+	})
+}
+
 func TestPlanSteps(t *testing.T) {
 	insts := grid(3, 3)
 	tests := []struct {
@@ -197,6 +211,23 @@ func TestPlanSteps(t *testing.T) {
 			w:       world{fresh: []int{0, 1, 2, 3, 4, 5, 6, 7}, down: []int{8}},
 			d:       Desired{Replicas: 2},
 			refusal: "1 of 9 instances is unreachable: node3:6381 (connection refused)",
+		},
+		{
+			name: "drain node2: its master moves to a synced replica on another host",
+			w:    world{nodes: healthy3x3()},
+			d:    Desired{Replicas: 2, Drain: map[string]bool{"node2": true}},
+			want: []string{"failover to node1:6381 (takes slots 5461-10922 from node2:6379)"},
+		},
+		{
+			name: "node2 drained: nothing to do",
+			w:    world{nodes: drainedNode2()},
+			d:    Desired{Replicas: 2, Drain: map[string]bool{"node2": true}},
+		},
+		{
+			name: "node2 drained, drain lifted: the master goes back",
+			w:    world{nodes: drainedNode2()},
+			d:    Desired{Replicas: 2},
+			want: []string{"failover to node2:6379 (takes slots 5461-10922 from node1:6381)"},
 		},
 		{
 			name:    "node3 down after failover: wait for it",

@@ -181,7 +181,7 @@ func (c *Config) rollingRestart(ctx context.Context, t *engine.Target, s *sessio
 	}
 	if len(stale) == 0 {
 		if t.DryRun() {
-			return engine.Outcome{Summary: "no instance runs an outdated configuration now (a configuration this run changes is written, and its instances restarted, at apply)"}, nil
+			return engine.Outcome{Summary: "no instance to restart now; instances whose configuration this run changes restart at apply"}, nil
 		}
 		return engine.Outcome{Summary: "every instance runs its current configuration"}, nil
 	}

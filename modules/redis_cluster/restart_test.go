@@ -1,0 +1,125 @@
+package redis_cluster
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestProcStale(t *testing.T) {
+	tests := []struct {
+		name string
+		p    proc
+		want bool
+	}{
+		{"config written before the start", proc{ConfigFile: "/etc/redis/a.conf", ConfigMtime: 1000, HostNow: 2000, Uptime: 900}, false},
+		{"config written in the second of the start", proc{ConfigFile: "/etc/redis/a.conf", ConfigMtime: 1100, HostNow: 2000, Uptime: 900}, false},
+		{"config written after the start", proc{ConfigFile: "/etc/redis/a.conf", ConfigMtime: 1101, HostNow: 2000, Uptime: 900}, true},
+		{"config written just now", proc{ConfigFile: "/etc/redis/a.conf", ConfigMtime: 2000, HostNow: 2000, Uptime: 5}, true},
+		{"started without a config file", proc{ConfigMtime: 3000, HostNow: 2000, Uptime: 5}, false},
+		{"config file unreadable", proc{ConfigFile: "/etc/redis/a.conf", ConfigMtime: -1, HostNow: 2000, Uptime: 5}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.p.Stale(); got != tt.want {
+				t.Errorf("Stale() = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestExpandCommand(t *testing.T) {
+	inst := Instance{Host: "node2", Port: 6380, IP: "10.0.0.12"}
+	tests := []struct {
+		tmpl string
+		p    proc
+		want string
+	}{
+		{"systemctl restart redis-cluster@{name}", proc{ConfigFile: "/etc/redis/b.conf"}, "systemctl restart redis-cluster@b"},
+		{"kill {pid} && redis-server {config_file}", proc{PID: "4711", ConfigFile: "/etc/redis/b.conf"}, "kill 4711 && redis-server /etc/redis/b.conf"},
+		{"echo {host} {address} {port}", proc{}, "echo node2 10.0.0.12 6380"},
+		{"redis-server {config_file}", proc{ConfigFile: "/etc/my redis/b.conf"}, "redis-server '/etc/my redis/b.conf'"},
+	}
+	for _, tt := range tests {
+		if got := expandCommand(tt.tmpl, inst, tt.p); got != tt.want {
+			t.Errorf("expandCommand(%q) = %q, want %q", tt.tmpl, got, tt.want)
+		}
+	}
+}
+
+func TestRestartOrderAndFailoverTarget(t *testing.T) {
+	insts := grid(3, 3)
+	top := Analyze(insts, world{insts: insts, nodes: healthy3x3()}.observations(t))
+	replicas, masters := RestartOrder(top, []int{0, 1, 2, 3, 4, 5, 6, 7, 8})
+	if d := cmp.Diff([]int{1, 2, 4, 5, 7, 8}, replicas); d != "" {
+		t.Errorf("replicas (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([]int{0, 3, 6}, masters); d != "" {
+		t.Errorf("masters (-want +got):\n%s", d)
+	}
+	// A's replicas are node2:6380 and node3:6381; both hosts hold one master: the first wins.
+	if got := FailoverTarget(top, 0); got != 4 {
+		t.Errorf("failover target of node1:6379 = %d, want 4 (node2:6380)", got)
+	}
+	// While B's master role sits on node1 (drained node2), node1 holds two masters: C's failover
+	// goes to its replica on node2 rather than on node1.
+	top = Analyze(insts, world{insts: insts, nodes: drainedNode2()}.observations(t))
+	if got := FailoverTarget(top, 6); got != 5 {
+		t.Errorf("failover target of node3:6379 = %s, want node2:6381", insts[got].Name())
+	}
+	// A replica whose link is down is not a target; nor is one on the master's host.
+	obs := world{insts: insts, nodes: healthy3x3()}.observations(t)
+	obs[4].LinkUp, obs[8].LinkUp = false, false
+	if got := FailoverTarget(Analyze(insts, obs), 0); got != -1 {
+		t.Errorf("failover target with no synced replica = %d, want -1", got)
+	}
+}
+
+func TestSummaries(t *testing.T) {
+	insts := grid(3, 3)
+	healthy := Analyze(insts, world{insts: insts, nodes: healthy3x3()}.observations(t))
+	empty := Analyze(insts, world{insts: insts, fresh: []int{0, 1, 2, 3, 4, 5, 6, 7, 8}}.observations(t))
+	create, err := PlanSteps(empty, Desired{Replicas: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	two := &Plan{Steps: []Step{{Summary: "a"}, {Summary: "b"}}}
+	one := &Plan{Steps: []Step{{Summary: "failover to node1:6381 (takes slots 5461-10922 from node2:6379)"}}}
+	tests := []struct {
+		name string
+		got  string
+		want string
+	}{
+		{"plan create", planSummary(empty, create, Desired{Replicas: 2}), "will create the cluster: 3 masters, 6 replicas"},
+		{"plan converge", planSummary(healthy, two, Desired{Mode: ModeConverge}), "will converge: 2 steps"},
+		{"plan converge, one step", planSummary(healthy, one, Desired{Mode: ModeConverge}), "will converge: failover to node1:6381 (takes slots 5461-10922 from node2:6379)"},
+		{"plan nothing", planSummary(healthy, &Plan{}, Desired{Mode: ModeConverge}), "cluster as declared: 3 masters, 6 replicas"},
+		{"plan prepare", planSummary(healthy, one, Desired{Mode: ModePrepare}), "would promote replicas of 1 down master"},
+		{"plan prepare, nothing", planSummary(healthy, &Plan{}, Desired{Mode: ModePrepare}), "no slot owner is down"},
+		{"apply prepare", summary(healthy, &Plan{}, Desired{Mode: ModePrepare}, 2), "promoted replicas of 2 down masters"},
+		{"apply create", summary(healthy, &Plan{Create: true}, Desired{Mode: ModeConverge}, 11), "cluster created: 3 masters, 6 replicas, 11 changes"},
+		{"apply converge", summary(healthy, &Plan{}, Desired{Mode: ModeConverge}, 1), "cluster converged: 3 masters, 6 replicas, 1 change"},
+		{"apply nothing", summary(healthy, &Plan{}, Desired{Mode: ModeConverge}, 0), "cluster as declared: 3 masters, 6 replicas, 0 changes"},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("%s: got %q, want %q", tt.name, tt.got, tt.want)
+		}
+	}
+}
+
+func TestDescribeUnreachable(t *testing.T) {
+	insts := grid(3, 3)
+	obs := world{insts: insts, fresh: []int{0, 1, 2, 3, 4, 5, 6, 7, 8}}.observations(t)
+	for _, i := range []int{3, 4, 5, 8} {
+		obs[i] = Observation{Err: fmt.Errorf("%s: dial: %w", insts[i].Name(), errors.New("connect: connection refused"))}
+	}
+	obs[6] = Observation{Err: errors.New("node3:6379: dial tcp: i/o timeout")}
+	got := DescribeUnreachable(Analyze(insts, obs))
+	want := "5 of 9 instances are unreachable: node2:6379,6380,6381 node3:6381 (connection refused), node3:6379 (timeout)"
+	if got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+}
