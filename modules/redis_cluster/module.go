@@ -94,6 +94,26 @@ redis-server there: it promotes a replica of every slot owner that is down and d
 It needs no unreachable instance to be up, and is a no-op on a healthy cluster or when there is
 no cluster. Then start redis-server and run the module again in converge mode.
 
+**Drain (drain = ["node2"]).** Before planned maintenance of a host, list it in drain: its share of
+masters is zero, so converge moves each of its masters with a safe CLUSTER FAILOVER to a synced
+replica on another host (the old master pauses writes until the replica has caught up, so no
+acknowledged write is lost) and waits for the role switch. Its instances stay, as replicas. The
+host can then be stopped or rebooted with no slot losing its owner, so clients see no failover
+timeout. Converge without drain (the usual playbook) brings the masters back.
+
+**mode = "restart" (rolling restart).** Restarts the instances whose configuration file is newer
+than their process, one at a time, with restart_command, so a changed setting reaches them without
+losing data. The rule: an instance is restarted when the modification time of its config_file (INFO
+server), read on its host with stat, is later than its start (the host's clock minus INFO server
+uptime_in_seconds, in whole seconds). Replicas go first; each is waited for until it runs again
+(a new run_id), its link to its master is up and every instance agrees on the layout with none
+failing. A master is never restarted while it is a master: with save "" and no AOF it would come
+back empty and its replicas would copy the empty dataset. It is first failed over (safe CLUSTER
+FAILOVER) to a synced replica on another host, restarted once it is a synced replica itself, and
+made master again once it is synced. The cluster must be healthy before anything restarts.
+Restarted instances come back empty and copy their master's data (a full sync). A configuration
+file written in the very second its instance started is taken as read by it.
+
 ` + "`runbook status`" + ` shows the live layout as a grid (hosts as columns), or as a dot or SVG diagram.`
 
 const moduleExample = `task "redis_cluster_prepare" {
