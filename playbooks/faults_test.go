@@ -52,6 +52,8 @@ type watchedRun struct {
 	FaultAt, End time.Time
 	// Stderr is the command's standard error.
 	Stderr string
+	// Lines is the event stream.
+	Lines []string
 }
 
 // summary says in one line what the tool did once the fault was injected.
@@ -98,6 +100,9 @@ func applyWatched(t *testing.T, trigger func(event) bool, fault func(cmd *exec.C
 	ctx, cancel := context.WithTimeout(context.Background(), faultRunTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, runbookBin, append([]string{"apply", "--json"}, args...)...)
+	// A run that hangs is asked for its goroutines (the Go runtime prints them on SIGQUIT).
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) }
+	cmd.WaitDelay = 10 * time.Second
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -108,9 +113,11 @@ func applyWatched(t *testing.T, trigger func(event) bool, fault func(cmd *exec.C
 		t.Fatalf("start runbook apply: %v", err)
 	}
 	var w watchedRun
+	began := time.Now()
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
+		w.Lines = append(w.Lines, fmt.Sprintf("%6.1fs %s", time.Since(began).Seconds(), sc.Text()))
 		var ev event
 		if json.Unmarshal(sc.Bytes(), &ev) != nil {
 			continue
@@ -186,8 +193,8 @@ echo "$n"`)
 // liveClient is python3-redis's RedisCluster reading the keys written before a fault and writing
 // keys of its own, one command every 10 ms, until stopped; it counts the commands that raised.
 type liveClient struct {
-	cmd    *exec.Cmd
-	stdout bytes.Buffer
+	cmd            *exec.Cmd
+	stdout, stderr bytes.Buffer
 }
 
 // clientStats is what liveClient saw.
@@ -232,7 +239,7 @@ print(json.dumps(st))
 `
 	c := &liveClient{cmd: exec.Command("/usr/bin/python3", "-c", script, strings.Join(addrs, ","), fmt.Sprint(faultKeys))}
 	c.cmd.Stdout = &c.stdout
-	c.cmd.Stderr = &c.stdout
+	c.cmd.Stderr = &c.stderr
 	if err := c.cmd.Start(); err != nil {
 		t.Fatalf("start python3 RedisCluster client: %v", err)
 	}
@@ -253,7 +260,7 @@ func (c *liveClient) stop(t *testing.T) clientStats {
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Errorf("python3 RedisCluster client: %v\n%s", err, c.stdout.String())
+			t.Errorf("python3 RedisCluster client: %v\n%s%s", err, c.stdout.String(), c.stderr.String())
 			return st
 		}
 	case <-time.After(20 * time.Second):
@@ -463,6 +470,9 @@ func TestFaults(t *testing.T) {
 			w := applyWatched(t, tc.trigger(), func(cmd *exec.Cmd) error { return tc.fault(ctx, lab, cmd) }, "-i", inv, "site.hcl")
 			row.FaultRun = w.summary()
 			t.Logf("faulted apply: %s", row.FaultRun)
+			if testing.Verbose() {
+				t.Logf("events of the faulted apply:\n%s", strings.Join(w.Lines, "\n"))
+			}
 			if !w.Fired {
 				t.Fatalf("the fault was never injected: the trigger event did not appear (%s)", row.FaultRun)
 			}
@@ -470,7 +480,8 @@ func TestFaults(t *testing.T) {
 				t.Fatalf("inject fault: %v", w.FaultErr)
 			}
 			if w.Exit == -1 {
-				t.Errorf("the faulted apply did not end within %s", faultRunTimeout)
+				t.Errorf("the faulted apply did not end within %s; events:\n%s\nstderr (goroutines):\n%s",
+					faultRunTimeout, strings.Join(w.Lines, "\n"), w.Stderr)
 			}
 			if w.Recap == nil && w.Exit != -1 && !strings.Contains(tc.name, "SIGINT") {
 				t.Errorf("the faulted apply printed no recap; stderr:\n%s", w.Stderr)
@@ -482,9 +493,16 @@ func TestFaults(t *testing.T) {
 			}
 
 			start := time.Now()
-			rc := apply(t, "-i", inv, "site.hcl")
+			re := applyWatched(t, func(event) bool { return false }, nil, "-i", inv, "site.hcl")
+			if testing.Verbose() {
+				t.Logf("events of the re-apply:\n%s", strings.Join(re.Lines, "\n"))
+			}
+			if re.Exit != 0 || re.Recap == nil {
+				row.Reapply = "did not converge: " + re.summary()
+				t.Fatalf("re-apply: %s\nstderr:\n%s", re.summary(), re.Stderr)
+			}
 			row.ConvergeSec = time.Since(w.FaultAt).Seconds()
-			row.Reapply = fmt.Sprintf("converged in %.1f s (%d changed)", time.Since(start).Seconds(), rc.Changed)
+			row.Reapply = fmt.Sprintf("converged in %.1f s (%d changed)", time.Since(start).Seconds(), re.Recap.Changed)
 			checkLayout(t, lab, ports, 2)
 			installed = true
 			if client != nil {
@@ -492,9 +510,40 @@ func TestFaults(t *testing.T) {
 				row.ClientOps, row.ClientErrors, row.WrongReads, row.FirstError = st.Ops, st.Errors, st.WrongReads, st.FirstError
 				row.KeysLost = keys(t, "check", addrs, faultKeys)
 				if row.KeysLost != 0 {
-					t.Errorf("%d of %d keys written before the fault lost", row.KeysLost, faultKeys)
+					t.Errorf("%d of %d keys written before the fault lost\n%s", row.KeysLost, faultKeys, clusterDump(lab, ports))
 				}
 			}
 		})
 	}
+}
+
+// clusterDump describes every instance for a failure message: its CLUSTER NODES line, its number
+// of keys, and the end of its log.
+func clusterDump(lab *testenv.Lab, ports []int) string {
+	var b strings.Builder
+	for _, h := range lab.Nodes() {
+		for i, p := range ports {
+			addr := fmt.Sprintf("%s:%d", h.Address, p)
+			nodes, _ := exec.Command("redis-cli", "-h", h.Address, "-p", fmt.Sprint(p), "cluster", "nodes").Output()
+			size, _ := exec.Command("redis-cli", "-h", h.Address, "-p", fmt.Sprint(p), "dbsize").Output()
+			var myself string
+			for _, line := range strings.Split(string(nodes), "\n") {
+				if strings.Contains(line, "myself") {
+					myself = line
+				}
+			}
+			fmt.Fprintf(&b, "%s %s keys=%s\n  %s\n", h.Name, addr, strings.TrimSpace(string(size)), myself)
+			if dir, err := lab.PrivateDir(h.Name, "/var/log/redis"); err == nil {
+				name := string(rune('a' + i))
+				if log, err := os.ReadFile(dir + "/redis-" + name + ".log"); err == nil {
+					lines := strings.Split(strings.TrimSpace(string(log)), "\n")
+					if len(lines) > 40 {
+						lines = lines[len(lines)-40:]
+					}
+					b.WriteString("    " + strings.Join(lines, "\n    ") + "\n")
+				}
+			}
+		}
+	}
+	return b.String()
 }
