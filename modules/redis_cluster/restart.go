@@ -55,13 +55,17 @@ func expandCommand(tmpl string, inst Instance, p proc) string {
 	).Replace(tmpl)
 }
 
-// readProcs asks every instance for its process facts (INFO server) and every host for the
-// modification time of the configuration files, in one command per host. Nothing changes.
-func readProcs(ctx context.Context, t *engine.Target, s *session) ([]proc, error) {
+// readProcs asks every reachable instance for its process facts (INFO server) and its host for the
+// modification time of the configuration files, in one command per host. Nothing changes. An
+// unreachable instance has no process to restart: its proc is empty (not stale).
+func readProcs(ctx context.Context, t *engine.Target, s *session, top *Topology) ([]proc, error) {
 	procs := make([]proc, len(s.insts))
 	byHost := map[string][]int{}
 	var hosts []string
 	for i := range s.insts {
+		if !top.Obs[i].Reachable() {
+			continue
+		}
 		text, err := s.c.text(ctx, i, "INFO", "server")
 		if err != nil {
 			return nil, err
@@ -163,13 +167,7 @@ func FailoverTarget(top *Topology, mi int) int {
 // without persistence it would come back empty and its replicas would copy the empty dataset.
 func (c *Config) rollingRestart(ctx context.Context, t *engine.Target, s *session, d Desired, timeout time.Duration) (engine.Outcome, error) {
 	top := Analyze(s.insts, s.c.observeAll(ctx))
-	if !top.Exists {
-		return engine.Outcome{}, errors.New("no cluster to restart: run the module in converge mode first")
-	}
-	if h := Health(top); len(h) > 0 {
-		return engine.Outcome{}, fmt.Errorf("refusing to restart instances of an unhealthy cluster, nothing restarted: %s", strings.Join(h, "; "))
-	}
-	procs, err := readProcs(ctx, t, s)
+	procs, err := readProcs(ctx, t, s, top)
 	if err != nil {
 		return engine.Outcome{}, err
 	}
@@ -184,6 +182,13 @@ func (c *Config) rollingRestart(ctx context.Context, t *engine.Target, s *sessio
 			return engine.Outcome{Summary: "no instance to restart now; instances whose configuration this run changes restart at apply"}, nil
 		}
 		return engine.Outcome{Summary: "every instance runs its current configuration"}, nil
+	}
+	if !top.Exists {
+		return engine.Outcome{}, errors.New("no cluster to restart: run the module in converge mode first")
+	}
+	if h := Health(top); len(h) > 0 {
+		return engine.Outcome{}, fmt.Errorf("refusing to restart %s of an unhealthy cluster, nothing restarted: %s",
+			plural(len(stale), "instance"), strings.Join(h, "; "))
 	}
 	replicas, masters := RestartOrder(top, stale)
 	for _, mi := range masters {
