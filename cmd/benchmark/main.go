@@ -48,6 +48,7 @@ type options struct {
 	timeout  time.Duration
 	verbose  bool
 	commit   string
+	report   bool
 }
 
 func main() {
@@ -61,9 +62,12 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if cfg.profile != "" {
+	switch {
+	case cfg.report:
+		err = rewriteReport(cfg)
+	case cfg.profile != "":
 		err = runProfile(ctx, cfg, os.Stdout)
-	} else {
+	default:
 		err = runComparison(ctx, cfg, os.Stdout)
 	}
 	if err != nil {
@@ -87,6 +91,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&cfg.profile, "profile", "", "instead of the comparison, profile runbook's fresh and no-op apply in-process and write the profiles to this folder")
 	fs.DurationVar(&cfg.timeout, "timeout", 15*time.Minute, "bound on every single procedure")
 	fs.BoolVar(&cfg.verbose, "v", false, "print the output of every procedure")
+	fs.BoolVar(&cfg.report, "report-only", false, "measure nothing: write the report and chart again from results.json")
 	fs.StringVar(&cfg.commit, "commit", "", "commit of the runbook binary, recorded in the report (default: git HEAD of the current folder)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -112,7 +117,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 			return cfg, fmt.Errorf("unknown tool %q in --tools (want runbook, ansible, manual)", t)
 		}
 	}
-	if cfg.profile == "" && (cfg.tools[toolAnsible] || cfg.tools[toolManual]) && cfg.peers == "" {
+	if cfg.profile == "" && !cfg.report && (cfg.tools[toolAnsible] || cfg.tools[toolManual]) && cfg.peers == "" {
 		return cfg, errors.New("--peers DIR is required to measure ansible and manual (or pass --tools runbook)")
 	}
 	for _, p := range []*string{&cfg.runbook, &cfg.playbook, &cfg.peers, &cfg.out} {

@@ -105,6 +105,15 @@ func runComparison(ctx context.Context, cfg options, w io.Writer) error {
 	return nil
 }
 
+// rewriteReport writes the report and chart again from results.json.
+func rewriteReport(cfg options) error {
+	res, err := loadResults(filepath.Join(filepath.Dir(cfg.out), "benchmarks", "results.json"))
+	if err != nil {
+		return err
+	}
+	return writeReport(cfg.out, res)
+}
+
 func measureHosts(ctx context.Context, cfg options, n int, w io.Writer) (HostSet, error) {
 	set := HostSet{Hosts: n, Runs: cfg.runs, Date: time.Now().UTC().Format("2006-01-02"), Machine: machine(), Versions: versions(cfg)}
 	dir := cfg.labDir
