@@ -332,15 +332,25 @@ func (m *Service) start(ctx context.Context, t *engine.Target) (string, error) {
 	}
 	timeout, _ := time.ParseDuration(m.StartTimeout) // checked by Validate
 	var pid string
+	var probeErr error
 	err := t.Poll(ctx, fmt.Sprintf("%s to write a live pid to %s", m.label(), m.Pidfile), 50*time.Millisecond, timeout, func(ctx context.Context) (bool, error) {
 		out, err := engine.Run(ctx, t.Conn(), m.ProbeCommand())
 		if err != nil {
+			if ctx.Err() != nil {
+				return false, nil // the wait's own time limit, which Poll reports
+			}
+			probeErr = err
 			return false, err
 		}
 		st := parseProbe(string(out))
 		pid = st.pid
 		return st.alive && strings.Contains(st.cmdline, m.match()), nil
 	})
+	if err != nil && probeErr == nil && ctx.Err() == nil {
+		// The start command succeeded, so the daemon forked; it died afterwards, where its
+		// error went to its log rather than to us.
+		err = fmt.Errorf("%w: the start command succeeded but the daemon is not running; it most likely exited right after starting (port already in use? bad configuration?): look at its log", err)
+	}
 	return pid, err
 }
 
