@@ -38,6 +38,8 @@ var privateDirs = []privateDir{
 	{Target: "/var/lib/redis", Name: "var-lib-redis", Disk: true},
 	{Target: "/var/log/redis", Name: "var-log-redis", Disk: true},
 	{Target: "/run/redis", Name: "run-redis"},
+	// each host has its own /run/lock, as real servers do: runbook's run lock lives there
+	{Target: "/run/lock", Name: "run-lock"},
 }
 
 func (l *Lab) hostDir(name string) string { return filepath.Join(l.dir, "hosts", name) }

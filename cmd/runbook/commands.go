@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/spf13/cobra"
@@ -10,6 +11,7 @@ import (
 	"github.com/runbook/runbook/engine"
 	"github.com/runbook/runbook/engine/config"
 	"github.com/runbook/runbook/engine/connect"
+	"github.com/runbook/runbook/engine/lock"
 	"github.com/runbook/runbook/engine/run"
 	"github.com/runbook/runbook/modules/all"
 )
@@ -104,6 +106,7 @@ type runFlags struct {
 	failFast         bool
 	verbose          bool
 	detailedExitcode bool
+	lockTimeout      time.Duration
 }
 
 func (a *app) planCommand() *cobra.Command {
@@ -135,6 +138,7 @@ func (a *app) applyCommand() *cobra.Command {
 	f.register(cmd, true)
 	a.registerRunFlags(cmd, &f)
 	cmd.Flags().BoolVar(&f.failFast, "fail-fast", false, "stop every host after the first failure")
+	cmd.Flags().DurationVar(&f.lockTimeout, "lock-timeout", 0, "wait up to this long for another run's lock on a host (0: fail at once, naming the holder)")
 	return cmd
 }
 
@@ -179,6 +183,11 @@ func (a *app) execute(ctx context.Context, mode run.Mode, path string, f runFlag
 		Connector: connect.NewSSH(pb),
 		Sink:      sink,
 		Trace:     f.verbose,
+		Lock: &lock.Options{
+			Timeout: f.lockTimeout,
+			Holder:  lock.Holder{Playbook: path},
+			Hint:    "wait for that run to end, or retry with --lock-timeout=10m to wait for it",
+		},
 	})
 	rc, err := r.Run(ctx)
 	if rc == nil && err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/runbook/runbook/engine"
 	"github.com/runbook/runbook/engine/config"
+	"github.com/runbook/runbook/engine/lock"
 )
 
 // Mode is plan or apply.
@@ -44,6 +45,9 @@ type Options struct {
 	Sink Sink
 	// Trace reports every remote command as a log event (the CLI's --verbose).
 	Trace bool
+	// Lock, when set, takes the run lock on every host for the whole of an apply (plan changes
+	// nothing and takes none). Its Waiting and Lost callbacks default to warning events.
+	Lock *lock.Options
 }
 
 // Runner runs one playbook once.
@@ -121,6 +125,13 @@ func (r *Runner) Run(ctx context.Context) (*Recap, error) {
 	r.emit(Event{Type: EventStart, Hosts: hosts, Tasks: names})
 
 	r.connectAll(ctx, hosts)
+	if r.opts.Lock != nil && r.opts.Mode == Apply {
+		release, err := r.lockHosts(ctx, hosts)
+		if err != nil {
+			return nil, err
+		}
+		defer release() // before the pool closes the connections
+	}
 
 	var firstFail sync.Once
 	walkErr := r.pb.Graph.Walk(ctx, 0, func(ctx context.Context, name string) error {
@@ -174,6 +185,32 @@ func (r *Runner) Run(ctx context.Context) (*Recap, error) {
 		return &rc, ctx.Err()
 	}
 	return &rc, nil
+}
+
+// lockHosts takes the run lock on every reachable host, all or nothing.
+func (r *Runner) lockHosts(ctx context.Context, hosts []string) (func(), error) {
+	opts := *r.opts.Lock
+	if opts.Waiting == nil {
+		opts.Waiting = func(host, msg string) { r.emit(Event{Type: EventWarning, Host: host, Summary: msg}) }
+	}
+	if opts.Lost == nil {
+		opts.Lost = func(host string, err error) {
+			r.emit(Event{Type: EventWarning, Host: host, Summary: fmt.Sprintf("the run lock was lost (%v): another run may now change this host", err)})
+		}
+	}
+	conns := map[string]engine.Conn{}
+	for _, h := range hosts {
+		r.mu.Lock()
+		dead := r.failed[h]
+		r.mu.Unlock()
+		if dead {
+			continue
+		}
+		if c, err := r.pool.Conn(ctx, h); err == nil {
+			conns[h] = c
+		}
+	}
+	return lock.AcquireAll(ctx, conns, opts)
 }
 
 // errRunOnceFailed marks a failed run_once task in the graph walk, so its dependents are skipped.
