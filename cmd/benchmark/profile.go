@@ -52,6 +52,9 @@ func runProfile(ctx context.Context, cfg options, w io.Writer) error {
 		return fmt.Errorf("lab up: %w", err)
 	}
 	b := &bench{cfg: cfg, lab: lab, n: n, log: w}
+	for _, h := range lab.Nodes() {
+		b.addrs = append(b.addrs, h.Address)
+	}
 	if err := b.wipe(ctx); err != nil {
 		return err
 	}
