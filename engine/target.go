@@ -164,6 +164,7 @@ func (t *Target) Progress(format string, args ...any) {
 // Poll calls cond every interval until it returns true, an error, or ctx/timeout ends. While it
 // waits it shows what as progress. It is the one way modules wait for a condition.
 func (t *Target) Poll(ctx context.Context, what string, interval, timeout time.Duration, cond func(ctx context.Context) (bool, error)) error {
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
@@ -171,6 +172,10 @@ func (t *Target) Poll(ctx context.Context, what string, interval, timeout time.D
 	for {
 		ok, err := cond(ctx)
 		if err != nil {
+			if ctx.Err() != nil && parent.Err() == nil {
+				// the condition failed only because this wait's own time ran out
+				return fmt.Errorf("timed out after %s waiting for %s (last: %v)", timeout, what, err)
+			}
 			return err
 		}
 		if ok {

@@ -28,11 +28,17 @@ func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{Dir: "testdata/script", RequireExplicitExec: true})
 }
 
-// TestLabScripts runs the CLI scenarios against the lab's real hosts (real sshd).
-func TestLabScripts(t *testing.T) {
+// TestLabScripts runs the CLI scenarios against the lab's real hosts (real sshd), side by side.
+func TestLabScripts(t *testing.T) { runLabScripts(t, "testdata/lab") }
+
+// TestLabSerialScripts runs, after the others, the scenarios that must have the lab to themselves
+// (they hold the run lock of every host).
+func TestLabSerialScripts(t *testing.T) { runLabScripts(t, "testdata/lab-serial") }
+
+func runLabScripts(t *testing.T, dir string) {
 	l := lab.Lab(t)
 	testscript.Run(t, testscript.Params{
-		Dir:                 "testdata/lab",
+		Dir:                 dir,
 		RequireExplicitExec: true,
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("INVENTORY", l.InventoryPath())

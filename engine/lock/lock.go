@@ -139,7 +139,7 @@ func (e *BusyError) Error() string {
 	if e.Waited > 0 {
 		fmt.Fprintf(&b, "; still held after waiting %s", e.Waited.Round(time.Second))
 	}
-	fmt.Fprintf(&b, " (lock file %s on the host)", e.Path)
+	fmt.Fprintf(&b, " (lock file %s on the host)", strings.ReplaceAll(e.Path, "$(uname -n)", "<hostname>"))
 	if e.Hint != "" {
 		b.WriteString("; " + e.Hint)
 	}

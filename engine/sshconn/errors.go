@@ -35,7 +35,7 @@ func (e *UnreachableError) Error() string {
 	if e.Via != "" {
 		via = " via " + e.Via
 	}
-	return fmt.Sprintf("%s (%s)%s: %s", e.Host, e.Addr, via, e.Reason)
+	return fmt.Sprintf("%s (%s)%s: %s; check the host's address in the inventory and that the host and its sshd are up", e.Host, e.Addr, via, e.Reason)
 }
 
 // Unwrap returns the underlying error.
@@ -62,7 +62,7 @@ func (e *AuthError) Error() string {
 	if len(e.Keys) > 0 {
 		keys = "tried " + strings.Join(e.Keys, ", ")
 	}
-	return fmt.Sprintf("%s (%s): authentication failed for user %s (%s)", e.Host, e.Addr, e.User, keys)
+	return fmt.Sprintf("%s (%s): authentication failed for user %s (%s); is the key in that user's authorized_keys on the host, and is the user right?", e.Host, e.Addr, e.User, keys)
 }
 
 // Unwrap returns the underlying error.
