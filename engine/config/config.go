@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/function"
 
 	"github.com/runbook/runbook/engine"
 	"github.com/runbook/runbook/engine/dag"
@@ -60,6 +62,14 @@ type Playbook struct {
 	Graph *dag.Graph
 	// Secrets holds the values of sensitive variables.
 	Secrets *engine.Secrets
+
+	// static caches, filled once the inventory is decoded (inventoryDone)
+	cacheMu       sync.Mutex
+	inventoryDone bool
+	hostVals      map[string]cty.Value
+	hostObj       cty.Value
+	groupObj      cty.Value
+	funcs         map[string]map[string]function.Function
 
 	hostIndex  map[string]*Host
 	groupIndex map[string]*Group
@@ -146,10 +156,12 @@ type Task struct {
 	// DependsOn and Notify name other tasks and handlers.
 	DependsOn []string
 	Notify    []string
-	RunOnce   bool
-	Serial    int
-	Retries   int
-	Delay     time.Duration
+	// Refs are the tasks whose outputs the task's expressions read (task.NAME...), sorted.
+	Refs    []string
+	RunOnce bool
+	Serial  int
+	Retries int
+	Delay   time.Duration
 	// Module is the module of the task's single module block, and ModuleBody its body.
 	Module      engine.ModuleInfo
 	ModuleBody  hcl.Body
@@ -227,6 +239,7 @@ func Load(opts Options) (*Playbook, hcl.Diagnostics) {
 	diags = append(diags, p.assignValues(opts)...)
 	diags = append(diags, p.checkValidations()...)
 	diags = append(diags, p.decodeInventory(blocks)...)
+	p.inventoryDone = true
 	diags = append(diags, p.decodeLocals(blocks.locals)...)
 	diags = append(diags, p.decodeTasks(blocks.tasks, false)...)
 	diags = append(diags, p.decodeTasks(blocks.handlers, true)...)

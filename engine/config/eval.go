@@ -10,8 +10,19 @@ import (
 	"github.com/runbook/runbook/engine/lang"
 )
 
+// functions returns the expression functions for files in dir, made once per directory.
 func (p *Playbook) functions(dir string) map[string]function.Function {
-	return lang.Functions(dir)
+	p.cacheMu.Lock()
+	defer p.cacheMu.Unlock()
+	if p.funcs == nil {
+		p.funcs = map[string]map[string]function.Function{}
+	}
+	f, ok := p.funcs[dir]
+	if !ok {
+		f = lang.Functions(dir)
+		p.funcs[dir] = f
+	}
+	return f
 }
 
 // HostValue returns the object a host is seen as in expressions (host.NAME, self): kind, name,
@@ -74,16 +85,9 @@ func (p *Playbook) evalContext(extra map[string]cty.Value, withLocals bool) *hcl
 	vars := map[string]cty.Value{
 		"var": objectOrEmpty(p.Values),
 	}
-	hosts := map[string]cty.Value{}
-	for _, h := range p.Hosts {
-		hosts[h.Name] = p.HostValue(h)
-	}
-	vars["host"] = objectOrEmpty(hosts)
-	groups := map[string]cty.Value{}
-	for _, g := range p.Groups {
-		groups[g.Name] = p.groupValue(g)
-	}
-	vars["group"] = objectOrEmpty(groups)
+	hosts, groups := p.inventoryValues()
+	vars["host"] = hosts
+	vars["group"] = groups
 	if withLocals {
 		vars["local"] = objectOrEmpty(p.Locals)
 	}
@@ -93,12 +97,35 @@ func (p *Playbook) evalContext(extra map[string]cty.Value, withLocals bool) *hcl
 	return &hcl.EvalContext{Variables: vars, Functions: p.functions(p.Dir)}
 }
 
+// inventoryValues returns the host and group objects. Once the inventory is complete (tasks are
+// being decoded) they never change, so they are built once.
+func (p *Playbook) inventoryValues() (cty.Value, cty.Value) {
+	p.cacheMu.Lock()
+	defer p.cacheMu.Unlock()
+	if p.inventoryDone && p.hostObj != cty.NilVal {
+		return p.hostObj, p.groupObj
+	}
+	hosts := map[string]cty.Value{}
+	for _, h := range p.Hosts {
+		hosts[h.Name] = p.HostValue(h)
+	}
+	groups := map[string]cty.Value{}
+	for _, g := range p.Groups {
+		groups[g.Name] = p.groupValue(g)
+	}
+	ho, gr := objectOrEmpty(hosts), objectOrEmpty(groups)
+	if p.inventoryDone {
+		p.hostObj, p.groupObj = ho, gr
+	}
+	return ho, gr
+}
+
 // EvalContext returns the context for a task's expressions on one host: var, local, host, group,
 // self (the host), each (when eachKey is not cty.NilVal) and task (outputs of earlier tasks).
 func (p *Playbook) EvalContext(t *Task, host string, each *Each, tasks cty.Value) *hcl.EvalContext {
 	extra := map[string]cty.Value{}
 	if h, ok := p.hostIndex[host]; ok {
-		extra["self"] = p.HostValue(h)
+		extra["self"] = p.selfValue(h)
 	}
 	if each != nil {
 		extra["each"] = cty.ObjectVal(map[string]cty.Value{"key": each.Key, "value": each.Value})
@@ -112,6 +139,24 @@ func (p *Playbook) EvalContext(t *Task, host string, each *Each, tasks cty.Value
 		ctx.Functions = p.functions(t.Dir)
 	}
 	return ctx
+}
+
+// selfValue is HostValue, cached once the inventory is complete.
+func (p *Playbook) selfValue(h *Host) cty.Value {
+	p.cacheMu.Lock()
+	defer p.cacheMu.Unlock()
+	if !p.inventoryDone {
+		return p.HostValue(h)
+	}
+	if p.hostVals == nil {
+		p.hostVals = map[string]cty.Value{}
+	}
+	v, ok := p.hostVals[h.Name]
+	if !ok {
+		v = p.HostValue(h)
+		p.hostVals[h.Name] = v
+	}
+	return v
 }
 
 // Each is the current element of a for_each.

@@ -162,7 +162,8 @@ func (p *Playbook) checkReferences() (hcl.Diagnostics, map[*Task]bool) {
 	for _, t := range all {
 		before := len(diags)
 		deps := map[string]bool{}
-		base := refScope{task: t, deps: deps, handler: t.Handler}
+		refs := map[string]bool{}
+		base := refScope{task: t, deps: refs, handler: t.Handler}
 		withEach := base
 		withEach.each = t.ForEach != nil
 		for _, e := range []hcl.Expression{t.On, t.ForEach} {
@@ -180,6 +181,10 @@ func (p *Playbook) checkReferences() (hcl.Diagnostics, map[*Task]bool) {
 		}
 		for _, e := range bodyExprs(t.ModuleBody) {
 			diags = append(diags, p.checkTraversals(e, withEach)...)
+		}
+		t.Refs = sortedKeys(refs)
+		for n := range refs {
+			deps[n] = true
 		}
 		for _, n := range t.DependsOn {
 			if _, ok := p.taskIndex[n]; !ok {

@@ -58,15 +58,13 @@ type Runner struct {
 
 	sinkMu sync.Mutex
 
-	mu       sync.Mutex
-	failed   map[string]bool                 // hosts that failed: their remaining tasks do not run
-	notified map[string]map[string]bool      // handler -> hosts
-	outputs  map[string]map[string]cty.Value // task -> host -> outputs (object; for_each: object of keys)
-	pending  map[string]map[string]bool      // plan: task -> hosts where it would change something
-	outVer   int
-	outCache cty.Value
-	cacheVer int
-	recap    Recap
+	mu        sync.Mutex
+	failed    map[string]bool                 // hosts that failed: their remaining tasks do not run
+	notified  map[string]map[string]bool      // handler -> hosts
+	outputs   map[string]map[string]cty.Value // task -> host -> outputs (object; for_each: object of keys)
+	pending   map[string]map[string]bool      // plan: task -> hosts where it would change something
+	ancestors map[string][]string             // task -> every task it depends on, directly or not
+	recap     Recap
 }
 
 // New returns a Runner for pb.
@@ -78,15 +76,15 @@ func New(pb *config.Playbook, opts Options) *Runner {
 		opts.Mode = Plan
 	}
 	r := &Runner{
-		pb:       pb,
-		opts:     opts,
-		pool:     nil,
-		failed:   map[string]bool{},
-		notified: map[string]map[string]bool{},
-		outputs:  map[string]map[string]cty.Value{},
-		pending:  map[string]map[string]bool{},
-		cacheVer: -1,
-		recap:    Recap{PerHost: map[string]*HostCount{}},
+		pb:        pb,
+		opts:      opts,
+		pool:      nil,
+		failed:    map[string]bool{},
+		notified:  map[string]map[string]bool{},
+		outputs:   map[string]map[string]cty.Value{},
+		pending:   map[string]map[string]bool{},
+		ancestors: map[string][]string{},
+		recap:     Recap{PerHost: map[string]*HostCount{}},
 	}
 	connector := opts.Connector
 	if opts.Trace {
@@ -352,7 +350,7 @@ func (r *Runner) runOnHost(ctx context.Context, t *config.Task, h string) bool {
 		r.result(name, h, StatusFailed, msg, nil, time.Since(start))
 		return false
 	}
-	insts, err, diags := r.pb.Expand(t, h, r.taskOutputs())
+	insts, err, diags := r.pb.Expand(t, h, r.taskOutputs(t))
 	if diags.HasErrors() {
 		return fail(t.Name, diagSummary(diags))
 	}
@@ -366,6 +364,9 @@ func (r *Runner) runOnHost(ctx context.Context, t *config.Task, h string) bool {
 		return fail(t.Name, "for_each or when depends on an output of a task that did not run on this host")
 	}
 	if len(insts) == 0 {
+		if r.opts.Mode == Plan && r.dependsOnPending(t, h) {
+			r.markPending(t.Name, h) // keep staleness flowing to what depends on this task
+		}
 		r.result(t.Name, h, StatusSkipped, "when is false", nil, time.Since(start))
 		return true
 	}
@@ -425,7 +426,7 @@ func (r *Runner) runInstance(ctx context.Context, in config.Instance) bool {
 		attempts += in.Task.Retries
 	}
 	for attempt := 1; attempt <= attempts; attempt++ {
-		mod, err, diags := r.pb.Decode(in, r.taskOutputs())
+		mod, err, diags := r.pb.Decode(in, r.taskOutputs(in.Task))
 		if diags.HasErrors() {
 			r.markFailed(h)
 			r.result(name, h, StatusFailed, diagSummary(diags), nil, time.Since(start))
@@ -502,7 +503,7 @@ func (r *Runner) runInstance(ctx context.Context, in config.Instance) bool {
 }
 
 func (r *Runner) until(in config.Instance, o engine.Outcome) (bool, error) {
-	ctx := r.pb.EvalContext(in.Task, in.Host, in.Each, r.taskOutputs())
+	ctx := r.pb.EvalContext(in.Task, in.Host, in.Each, r.taskOutputs(in.Task))
 	ctx.Variables["result"] = outputsValue(o.Outputs)
 	val, diags := in.Task.Until.Value(ctx)
 	if diags.HasErrors() {
@@ -528,31 +529,13 @@ func (r *Runner) markPending(task, h string) {
 	r.pending[task][h] = true
 }
 
-// dependsOnPending reports whether t depends, directly or not, on a task that would change
-// something on host h (or, for a run_once task, on any host). Handlers depend on every task.
+// dependsOnPending reports whether t depends on a task that would change something on host h
+// (or, for a run_once task, on any host), or on one whose result depends on such changes.
+// Handlers depend on every task.
 func (r *Runner) dependsOnPending(t *config.Task, h string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var deps []string
-	if t.Handler {
-		for _, x := range r.pb.Tasks {
-			deps = append(deps, x.Name)
-		}
-	} else {
-		seen := map[string]bool{}
-		var walk func(n string)
-		walk = func(n string) {
-			for _, d := range r.pb.Graph.DependenciesOf(n) {
-				if !seen[d] {
-					seen[d] = true
-					deps = append(deps, d)
-					walk(d)
-				}
-			}
-		}
-		walk(t.Name)
-	}
-	for _, d := range deps {
+	for _, d := range r.ancestorsLocked(t) {
 		hosts := r.pending[d]
 		if hosts[h] {
 			return true
@@ -562,6 +545,25 @@ func (r *Runner) dependsOnPending(t *config.Task, h string) bool {
 		}
 	}
 	return false
+}
+
+// ancestorsLocked returns the tasks whose pending changes make t's reads stale: its direct
+// dependencies (computed once per task). Staleness is transitive without walking the graph: an
+// instance whose result depends on pending changes is itself marked pending.
+func (r *Runner) ancestorsLocked(t *config.Task) []string {
+	if t.Handler {
+		names := make([]string, len(r.pb.Tasks))
+		for i, x := range r.pb.Tasks {
+			names[i] = x.Name
+		}
+		return names
+	}
+	if a, ok := r.ancestors[t.Name]; ok {
+		return a
+	}
+	a := r.pb.Graph.DependenciesOf(t.Name)
+	r.ancestors[t.Name] = a
+	return a
 }
 
 func firstLine(s string) string {
@@ -605,36 +607,31 @@ func (r *Runner) setOutput(task, host, key string, v cty.Value) {
 		m[key] = v
 		r.outputs[task][host] = cty.ObjectVal(m)
 	}
-	r.outVer++
 }
 
-// taskOutputs returns the `task` object of expressions: task.NAME.HOST.KEY. Tasks that have not run
-// are unknown (in plan they may never run).
-func (r *Runner) taskOutputs() cty.Value {
+// taskOutputs returns the `task` object of t's expressions: task.NAME.HOST.KEY for the tasks t
+// refers to (only those: building every task's outputs for every instance would cost the square of
+// the playbook's size). Tasks that have not run are unknown (in plan they may never run).
+func (r *Runner) taskOutputs(t *config.Task) cty.Value {
+	if len(t.Refs) == 0 {
+		return cty.EmptyObjectVal
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.cacheVer == r.outVer {
-		return r.outCache
-	}
-	m := map[string]cty.Value{}
-	for _, t := range r.pb.Tasks {
-		hosts, ok := r.outputs[t.Name]
+	m := make(map[string]cty.Value, len(t.Refs))
+	for _, name := range t.Refs {
+		hosts, ok := r.outputs[name]
 		if !ok {
-			m[t.Name] = cty.DynamicVal
+			m[name] = cty.DynamicVal
 			continue
 		}
-		hm := map[string]cty.Value{}
+		hm := make(map[string]cty.Value, len(hosts))
 		for h, v := range hosts {
 			hm[h] = v
 		}
-		m[t.Name] = cty.ObjectVal(hm)
+		m[name] = cty.ObjectVal(hm)
 	}
-	r.outCache = cty.ObjectVal(m)
-	if len(m) == 0 {
-		r.outCache = cty.EmptyObjectVal
-	}
-	r.cacheVer = r.outVer
-	return r.outCache
+	return cty.ObjectVal(m)
 }
 
 func (r *Runner) result(task, host string, st Status, summary string, changes []engine.Change, d time.Duration) {
