@@ -199,7 +199,7 @@ type writerResult struct {
 }
 
 // TestRollingRestart changes a Redis setting in the playbook while a client writes without pause,
-// and checks that the handler restarted every instance exactly once, one at a time, with no
+// and checks that the rolling restart restarted every instance exactly once, one at a time, with no
 // acknowledged write lost and the layout restored; it reports the client's errors and its longest
 // pause.
 func TestRollingRestart(t *testing.T) {

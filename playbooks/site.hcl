@@ -142,7 +142,6 @@ task "redis_config" {
       supervised = trimspace(task.init_system[self.name].stdout) == "systemd"
     }
   }
-  notify = [handler.redis_rolling_restart]
 }
 
 # Promote before provisioning: a master whose host died (or came back empty) is replaced by its
@@ -226,8 +225,11 @@ task "gluu_cache" {
 # a time: replicas first, then each master after a safe failover to a synced replica on another
 # host (and back once it is synced again). Only instances whose configuration file is newer than
 # their process restart; each is synced, and agreed on by the whole cluster, before the next.
-handler "redis_rolling_restart" {
-  on = group.redis
+# It is a task, not a handler, so that a restart cut short (a host lost, the run interrupted) is
+# finished by the next apply: what needs a restart is read from the hosts, not remembered.
+task "redis_rolling_restart" {
+  on         = group.redis
+  depends_on = [task.redis_cluster]
   redis_cluster {
     mode      = "restart"
     instances = [for i in local.cluster : { host = i.host, port = i.port }]
