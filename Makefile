@@ -12,7 +12,7 @@ FUZZTIME  ?= 60s
 DEB_PKGS  := openssh-server redis-server redis-tools slapd ldap-utils python3-redis iproute2 iputils-ping procps
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: all build test unit deps lint demo demo-down bench fuzz docs clean
+.PHONY: all build test unit deps lint demo demo-down bench reliability fuzz docs clean
 
 all: build
 
@@ -49,8 +49,22 @@ demo: deps build
 demo-down:
 	-$(BIN)/testenv down --dir $(LAB)
 
+# Go micro-benchmarks, then the side-by-side runs against the peers (the Ansible playbook and the
+# manual redis-cli scripts) when PEERS names their folder: make bench PEERS=/path/to/peers
+PEERS     ?=
+BENCH_HOSTS ?= 3,10,30
+BENCH_RUNS  ?= 5
 bench: deps build
-	$(GO) test -run '^$$' -bench . -benchtime 5x -timeout 30m ./...
+	$(GO) test -run '^$$' -bench . -benchtime 5x -timeout 30m ./engine/... ./modules/...
+	@if [ -n "$(PEERS)" ]; then \
+	  $(GO) run ./cmd/benchmark --peers $(PEERS) --runbook $(BIN)/runbook --hosts $(BENCH_HOSTS) --runs $(BENCH_RUNS) --out docs/benchmarks.md; \
+	else echo "side-by-side runs skipped: set PEERS to the folder holding ansible/ and manual/"; fi
+
+# The fault scenarios on the lab, recorded and rendered as docs/reliability.md.
+reliability: deps build
+	rm -f $(BIN)/reliability.jsonl
+	start=$$(date +%s); RUNBOOK_RELIABILITY_OUT=$(CURDIR)/$(BIN)/reliability.jsonl $(GO) test -count=1 -run 'TestFaults' -timeout 20m ./playbooks; \
+	  $(GO) run ./cmd/reliability-report -o docs/reliability.md -took $$(( $$(date +%s) - start ))s $(BIN)/reliability.jsonl
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME) ./engine/config
