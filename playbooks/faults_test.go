@@ -195,6 +195,7 @@ echo "$n"`)
 type liveClient struct {
 	cmd            *exec.Cmd
 	stdout, stderr bytes.Buffer
+	copied         chan struct{} // closed when stdout is copied
 }
 
 // clientStats is what liveClient saw.
@@ -218,6 +219,8 @@ def on_term(*_):
 signal.signal(signal.SIGTERM, on_term)
 rc = RedisCluster(startup_nodes=[ClusterNode(h, 6379) for h in hosts], decode_responses=True,
                   socket_timeout=1, socket_connect_timeout=1)
+rc.get("key:0")
+print("ready", flush=True)
 st = {"ops": 0, "errors": 0, "wrong_reads": 0, "first_error": ""}
 i = 0
 while not stop:
@@ -238,12 +241,34 @@ while not stop:
 print(json.dumps(st))
 `
 	c := &liveClient{cmd: exec.Command("/usr/bin/python3", "-c", script, strings.Join(addrs, ","), fmt.Sprint(faultKeys))}
-	c.cmd.Stdout = &c.stdout
+	out, err := c.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	c.cmd.Stderr = &c.stderr
 	if err := c.cmd.Start(); err != nil {
 		t.Fatalf("start python3 RedisCluster client: %v", err)
 	}
+	c.copied = make(chan struct{})
+	ready := make(chan bool, 1)
+	go func() {
+		defer close(c.copied)
+		r := bufio.NewReader(out)
+		line, _ := r.ReadString('\n')
+		ready <- line == "ready\n"
+		_, _ = io.Copy(&c.stdout, r)
+	}()
 	t.Cleanup(func() { c.stop(t) })
+	// The fault must find the client connected: it is not what is measured at start-up.
+	select {
+	case ok := <-ready:
+		if !ok {
+			c.stop(t)
+			t.Fatalf("python3 RedisCluster client did not start:\n%s", c.stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("python3 RedisCluster client not ready within 20 s")
+	}
 	return c
 }
 
@@ -256,7 +281,10 @@ func (c *liveClient) stop(t *testing.T) clientStats {
 	}
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
-	go func() { done <- c.cmd.Wait() }()
+	go func() {
+		<-c.copied
+		done <- c.cmd.Wait()
+	}()
 	select {
 	case err := <-done:
 		if err != nil {
