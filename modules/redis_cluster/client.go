@@ -130,7 +130,7 @@ func (c *clients) observe(ctx context.Context, i int) Observation {
 	conn.Close()
 	info, err := c.text(ctx, i, "INFO", "cluster")
 	if err != nil {
-		o.Err = err
+		o.Err = authErr(c.insts[i].Name(), err)
 		return o
 	}
 	o.ClusterEnabled = ParseInfo(info)["cluster_enabled"] == "1"
@@ -148,6 +148,10 @@ func (c *clients) observe(ctx context.Context, i int) Observation {
 	ri := ParseInfo(repl)
 	o.Role = ri["role"]
 	o.LinkUp = ri["master_link_status"] == "up"
+	o.SyncInProgress = ri["master_sync_in_progress"] == "1"
+	o.ReplID, o.ReplID2 = ri["master_replid"], ri["master_replid2"]
+	o.MasterHost = ri["master_host"]
+	o.MasterPort, _ = strconv.Atoi(ri["master_port"])
 	off := ri["master_repl_offset"]
 	if o.Role == "slave" {
 		off = ri["slave_repl_offset"]
@@ -172,6 +176,97 @@ func (c *clients) observe(ctx context.Context, i int) Observation {
 	}
 	o.ClusterInfo = ParseInfo(ci)
 	return o
+}
+
+// authErr marks err as a refused password when the server says so (NOAUTH when the module sent no
+// password, WRONGPASS or "invalid password" when it sent a wrong one, or a password sent to a
+// server that has none), so that the operator reads the reason rather than "unreachable".
+func authErr(name string, err error) error {
+	msg := err.Error()
+	for _, s := range []string{"NOAUTH", "WRONGPASS", "invalid password", "without any password configured"} {
+		if strings.Contains(msg, s) {
+			code, _, _ := strings.Cut(msg[strings.Index(msg, s):], " ")
+			if s == "without any password configured" {
+				code = "a password was sent but the server has none"
+			}
+			return fmt.Errorf("%s: %w (%s): %s", name, errAuthFailed, code, authHint)
+		}
+	}
+	return err
+}
+
+// sampleKeys returns the hash slots of up to n random keys of instance i: n RANDOMKEY, then a
+// CLUSTER KEYSLOT per distinct key, each batch in one pipelined round trip. Nothing changes.
+func (c *clients) sampleKeys(ctx context.Context, i, n int) *KeySample {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	name := c.insts[i].Name()
+	cl := c.clients[i]
+	rk, err := cl.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for k := 0; k < n; k++ {
+			p.RandomKey(ctx)
+		}
+		return nil
+	})
+	if err != nil && err != redis.Nil {
+		return &KeySample{Err: fmt.Errorf("%s: RANDOMKEY: %w", name, err)}
+	}
+	seen := map[string]bool{}
+	var keys []string
+	for _, cmd := range rk {
+		k, err := cmd.(*redis.StringCmd).Result()
+		if err == redis.Nil {
+			continue // no key
+		}
+		if err != nil {
+			return &KeySample{Err: fmt.Errorf("%s: RANDOMKEY: %w", name, err)}
+		}
+		if !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
+	sample := &KeySample{}
+	if len(keys) == 0 {
+		return sample
+	}
+	ks, err := cl.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, k := range keys {
+			p.ClusterKeySlot(ctx, k)
+		}
+		return nil
+	})
+	if err != nil {
+		return &KeySample{Err: fmt.Errorf("%s: CLUSTER KEYSLOT: %w", name, err)}
+	}
+	for _, cmd := range ks {
+		slot, err := cmd.(*redis.IntCmd).Result()
+		if err != nil {
+			return &KeySample{Err: fmt.Errorf("%s: CLUSTER KEYSLOT: %w", name, err)}
+		}
+		sample.Slots = append(sample.Slots, int(slot))
+	}
+	return sample
+}
+
+// topology observes every instance and analyses the answers. When a slot owner is down it also
+// samples the keys of its live replicas (Observation.Sample), which the planner's choice of the
+// replica to promote looks at.
+func (c *clients) topology(ctx context.Context) *Topology {
+	top := Analyze(c.insts, c.observeAll(ctx))
+	idx := top.promotionSampled()
+	if len(idx) == 0 {
+		return top
+	}
+	samples := make([]*KeySample, len(c.insts))
+	_ = parallel(idx, func(i int) error {
+		samples[i] = c.sampleKeys(ctx, i, sampleSize)
+		return nil
+	})
+	for _, i := range idx {
+		top.Obs[i].Sample = samples[i]
+	}
+	return top
 }
 
 // observeAll observes every instance in parallel.

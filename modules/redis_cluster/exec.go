@@ -2,6 +2,7 @@ package redis_cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -15,6 +16,13 @@ const pollInterval = 25 * time.Millisecond
 // failoverRetry is how long a manual failover may take before it is started again: just over
 // the server's manual failover timeout (5 s), after which the request has expired.
 const failoverRetry = 5500 * time.Millisecond
+
+// errCandidateChanged is returned by a promotion whose replica no longer passes the data check it
+// passed when the step was planned: the module observes and plans again.
+var errCandidateChanged = errors.New("the replica chosen for promotion changed since it was planned")
+
+// errForeignKeys marks an instance holding keys of slots its shard does not own.
+var errForeignKeys = errors.New("holds another shard's keys")
 
 // executor runs planned steps against the live instances.
 type executor struct {
@@ -160,6 +168,11 @@ func ownsAll(n *Node, want []SlotRange) bool {
 // promote elects a replica of a dead master with CLUSTER FAILOVER FORCE (or TAKEOVER) and waits
 // until it owns the dead master's slots (or another replica won the election for them).
 func (e *executor) promote(ctx context.Context, s Step) error {
+	// The planner chose the replica from a sample of its keys; look again right before it takes
+	// the slots.
+	if err := e.checkShardData(ctx, s.Inst, s.Slots); err != nil {
+		return fmt.Errorf("%w: %w", errCandidateChanged, err)
+	}
 	if _, err := e.c.do(ctx, s.Inst, "CLUSTER", "FAILOVER", s.Option); err != nil {
 		return err
 	}
@@ -190,6 +203,11 @@ func (e *executor) promote(ctx context.Context, s Step) error {
 // failover moves a shard's master role to a synced replica with a safe CLUSTER FAILOVER and waits
 // for the role switch.
 func (e *executor) failover(ctx context.Context, s Step) error {
+	slots := s.Slots
+	if m := e.top.Members[s.NodeID]; len(slots) == 0 && m != nil {
+		slots = m.Slots
+	}
+	var notData error // why the replica is not yet fit to take the slots
 	if err := e.t.Poll(ctx, fmt.Sprintf("%s to sync with its master and start the failover", e.name(s.Inst)), pollInterval, e.stepTimeout,
 		func(ctx context.Context) (bool, error) {
 			repl, err := e.c.text(ctx, s.Inst, "INFO", "replication")
@@ -210,6 +228,16 @@ func (e *executor) failover(ctx context.Context, s Step) error {
 					return false, nil
 				}
 			}
+			// The replica must hold its shard's keys and no other's (a full sync loaded from the
+			// wrong file would not show in the link status); until it does, wait.
+			if err := e.checkShardData(ctx, s.Inst, slots); err != nil {
+				if errors.Is(err, errForeignKeys) && notData == nil {
+					e.t.Warnf("not failing over to %s yet: %v", e.name(s.Inst), err)
+				}
+				notData = err
+				return false, nil
+			}
+			notData = nil
 			// A node that just joined may still see its master as failing; the safe failover
 			// refuses then, so wait and retry.
 			_, err = e.c.do(ctx, s.Inst, "CLUSTER", "FAILOVER")
@@ -218,6 +246,9 @@ func (e *executor) failover(ctx context.Context, s Step) error {
 			}
 			return true, err
 		}); err != nil {
+		if notData != nil {
+			return fmt.Errorf("%w (last: %v)", err, notData)
+		}
 		return err
 	}
 	last := time.Now()
@@ -239,4 +270,32 @@ func (e *executor) failover(ctx context.Context, s Step) error {
 			}
 			return false, nil
 		})
+}
+
+// checkShardData samples up to sampleSize keys of instance i and checks that every one hashes to
+// one of slots (the shard's). An instance without keys passes: the planner's sibling rule covers
+// an empty replica. The error wraps errForeignKeys when a key of another slot was found.
+func (e *executor) checkShardData(ctx context.Context, i int, slots []SlotRange) error {
+	if len(slots) == 0 {
+		return nil // no slot to hand over: nothing to protect
+	}
+	sample := e.c.sampleKeys(ctx, i, sampleSize)
+	if sample.Err != nil {
+		return fmt.Errorf("sample its keys: %w", sample.Err)
+	}
+	foreign := 0
+	first := -1
+	for _, sl := range sample.Slots {
+		if !inRanges(sl, slots) {
+			foreign++
+			if first < 0 {
+				first = sl
+			}
+		}
+	}
+	if foreign > 0 {
+		return fmt.Errorf("%s %w: %d of %d sampled keys hash to slots outside %s (e.g. slot %d)",
+			e.name(i), errForeignKeys, foreign, len(sample.Slots), FormatRanges(slots), first)
+	}
+	return nil
 }

@@ -314,7 +314,7 @@ func (c *Config) Run(ctx context.Context, t *engine.Target) (engine.Outcome, err
 func converge(ctx context.Context, t *engine.Target, s *session, d Desired, timeout time.Duration) (engine.Outcome, error) {
 	created := false
 	for round := 0; ; round++ {
-		top := Analyze(s.insts, s.c.observeAll(ctx))
+		top := s.c.topology(ctx)
 		plan, err := PlanSteps(top, d)
 		if err != nil {
 			if round > 0 && IsRefusal(err) {
@@ -328,12 +328,25 @@ func converge(ctx context.Context, t *engine.Target, s *session, d Desired, time
 		for _, w := range plan.Warnings {
 			t.Logf("warning: %s", w)
 		}
+		for _, w := range plan.Skipped {
+			t.Warnf("not promoted: %s", w)
+		}
 		created = created || plan.Create
 		ex := &executor{t: t, c: s.c, top: top, stepTimeout: 30 * time.Second}
+		replan := false
 		for _, st := range plan.Steps {
-			if err := ex.run(ctx, st); err != nil {
+			err := ex.run(ctx, st)
+			if errors.Is(err, errCandidateChanged) && !t.DryRun() && round < 20 {
+				t.Warnf("%v; observing the cluster again", err)
+				replan = true
+				break
+			}
+			if err != nil {
 				return engine.Outcome{}, err
 			}
+		}
+		if replan {
+			continue
 		}
 		if err := blockedErr(top, plan); err != nil {
 			return engine.Outcome{}, err
@@ -367,7 +380,7 @@ func waitSettled(ctx context.Context, t *engine.Target, s *session, d Desired, t
 	var pending string
 	var pendingSince time.Time
 	err := t.Poll(ctx, "the cluster to converge", pollInterval, timeout, func(ctx context.Context) (bool, error) {
-		top := Analyze(s.insts, s.c.observeAll(ctx))
+		top := s.c.topology(ctx)
 		last = Health(top)
 		p, perr := PlanSteps(top, d)
 		if len(last) == 0 {
@@ -408,8 +421,16 @@ func stepsKey(steps []Step) string {
 
 func blockedErr(top *Topology, p *Plan) error {
 	var parts []string
-	if len(p.Unreachable) > 0 {
+	down := 0
+	for _, i := range p.Unreachable {
+		if !top.Obs[i].AuthFailed() {
+			down++
+		}
+	}
+	if down > 0 {
 		parts = append(parts, DescribeUnreachable(top)+"; start them and run again (mode = \"prepare\" promotes replicas of their masters first)")
+	} else if len(p.Unreachable) > 0 {
+		parts = append(parts, DescribeUnreachable(top))
 	}
 	parts = append(parts, p.Blocked...)
 	if len(parts) == 0 {

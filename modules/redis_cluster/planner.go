@@ -53,7 +53,7 @@ type Step struct {
 	// NodeID is the master to replicate (Replicate), the node to forget (Forget), the master the
 	// slots are taken from (Promote, Failover).
 	NodeID string
-	// Slots are the slots to add (AddSlots) or to take over (Promote).
+	// Slots are the slots to add (AddSlots) or to take over (Promote, Failover).
 	Slots []SlotRange
 	// Option is "FORCE" or "TAKEOVER" for Promote.
 	Option string
@@ -67,6 +67,9 @@ type Plan struct {
 	Create   bool
 	Steps    []Step
 	Warnings []string
+	// Skipped says why replicas of a slot owner that is down were passed over for promotion
+	// (Topology.PromotionFor); the module shows them as warnings.
+	Skipped []string
 	// Layout is the desired layout (nil in prepare mode).
 	Layout *Layout
 	// Unreachable are the declared instances converge waits for: it cannot finish before they run.
@@ -208,7 +211,7 @@ func planConverge(top *Topology, d Desired, refuse []string) (*Plan, error) {
 	}
 	masters := top.Masters()
 	alive := 0
-	var noCopy []string
+	var noCopy, skipped []string
 	promote := map[string]string{} // dead owner -> replica to promote
 	for _, id := range masters {
 		m := top.Members[id]
@@ -216,12 +219,17 @@ func planConverge(top *Topology, d Desired, refuse []string) (*Plan, error) {
 		case m.Live:
 			alive++
 		case m.Dead:
-			reps := top.ReplicasOf(id)
-			if len(reps) == 0 {
+			if len(top.ReplicasOf(id)) == 0 {
 				noCopy = append(noCopy, fmt.Sprintf("%s (owned by %s)", FormatRanges(m.Slots), top.Name(id)))
 				continue
 			}
-			promote[id] = reps[0]
+			pr := top.PromotionFor(id)
+			skipped = append(skipped, pr.Skipped...)
+			if pr.Refusal != "" {
+				refuse = append(refuse, pr.Refusal)
+				continue
+			}
+			promote[id] = pr.Candidates[0]
 		default:
 			refuse = append(refuse, fmt.Sprintf("node %s owns slots %s but is not a declared instance", top.Name(id), FormatRanges(m.Slots)))
 		}
@@ -264,7 +272,7 @@ func planConverge(top *Topology, d Desired, refuse []string) (*Plan, error) {
 	if len(refuse) > 0 {
 		return nil, &RefusalError{Reasons: refuse}
 	}
-	p := &Plan{}
+	p := &Plan{Skipped: skipped}
 	for _, id := range masters {
 		c, ok := promote[id]
 		if !ok {
@@ -342,7 +350,7 @@ func planConverge(top *Topology, d Desired, refuse []string) (*Plan, error) {
 		want := append([]int{}, sh.Replicas...)
 		if sh.Master != cur {
 			want = append([]int{sh.Master}, want...)
-			failovers = append(failovers, Step{Kind: StepFailover, Inst: sh.Master, NodeID: masterID[s],
+			failovers = append(failovers, Step{Kind: StepFailover, Inst: sh.Master, NodeID: masterID[s], Slots: top.Members[masters[s]].Slots,
 				Summary: fmt.Sprintf("failover to %s (takes slots %s from %s)", insts[sh.Master].Name(), FormatRanges(top.Members[masters[s]].Slots), insts[cur].Name())})
 		}
 		for _, r := range want {
@@ -368,25 +376,45 @@ func planConverge(top *Topology, d Desired, refuse []string) (*Plan, error) {
 
 // DescribeUnreachable says in one line which declared instances did not answer and why, grouped
 // by reason and host: "3 of 9 instances are unreachable: node2:6379,6380,6381 (connection refused)".
+// Instances that answered but refused the password are named apart, with what to check:
+// "authentication failed on 9 of 9 instances: node1:6379,... (WRONGPASS): check the password ...".
 func DescribeUnreachable(top *Topology) string {
-	var reasons []string
+	var reasons, authReasons []string
 	byReason := map[string][]int{}
+	down := 0
 	for _, i := range top.Unreachable {
 		r := unreachableReason(top.Obs[i].Err)
 		if _, ok := byReason[r]; !ok {
-			reasons = append(reasons, r)
+			if top.Obs[i].AuthFailed() {
+				authReasons = append(authReasons, r)
+			} else {
+				reasons = append(reasons, r)
+			}
 		}
 		byReason[r] = append(byReason[r], i)
+		if !top.Obs[i].AuthFailed() {
+			down++
+		}
 	}
-	var parts []string
-	for _, r := range reasons {
-		parts = append(parts, fmt.Sprintf("%s (%s)", compactNames(top.Instances, byReason[r]), r))
+	group := func(rs []string) string {
+		var parts []string
+		for _, r := range rs {
+			parts = append(parts, fmt.Sprintf("%s (%s)", compactNames(top.Instances, byReason[r]), r))
+		}
+		return strings.Join(parts, ", ")
 	}
-	verb := "are"
-	if len(top.Unreachable) == 1 {
-		verb = "is"
+	var out []string
+	if down > 0 {
+		verb := "are"
+		if down == 1 {
+			verb = "is"
+		}
+		out = append(out, fmt.Sprintf("%d of %d instances %s unreachable: %s", down, len(top.Instances), verb, group(reasons)))
 	}
-	return fmt.Sprintf("%d of %d instances %s unreachable: %s", len(top.Unreachable), len(top.Instances), verb, strings.Join(parts, ", "))
+	if n := len(top.Unreachable) - down; n > 0 {
+		out = append(out, fmt.Sprintf("authentication failed on %d of %d instances: %s: %s", n, len(top.Instances), group(authReasons), authHint))
+	}
+	return strings.Join(out, "; ")
 }
 
 // unreachableReason shortens a dial or command error to its cause.
@@ -395,7 +423,16 @@ func unreachableReason(err error) string {
 		return "no answer"
 	}
 	msg := err.Error()
-	for _, known := range []string{"connection refused", "no route to host", "timeout", "i/o timeout", "deadline exceeded", "connection reset", "NOAUTH", "WRONGPASS"} {
+	if errors.Is(err, errAuthFailed) {
+		// "node1:6379: authentication failed (WRONGPASS): check ..." -> "WRONGPASS"
+		if _, rest, ok := strings.Cut(msg, errAuthFailed.Error()+" ("); ok {
+			if code, _, ok := strings.Cut(rest, "): "); ok {
+				return code
+			}
+		}
+		return errAuthFailed.Error()
+	}
+	for _, known := range []string{"connection refused", "no route to host", "timeout", "i/o timeout", "deadline exceeded", "connection reset"} {
 		if strings.Contains(strings.ToLower(msg), strings.ToLower(known)) {
 			return strings.TrimPrefix(strings.ToLower(known), "i/o ")
 		}
@@ -431,6 +468,10 @@ func Health(top *Topology) []string {
 	var out []string
 	insts := top.Instances
 	for _, i := range top.Unreachable {
+		if top.Obs[i].AuthFailed() {
+			out = append(out, top.Obs[i].Err.Error())
+			continue
+		}
 		out = append(out, fmt.Sprintf("%s is unreachable", insts[i].Name()))
 	}
 	for _, i := range top.Fresh {

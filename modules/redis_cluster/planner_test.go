@@ -31,7 +31,18 @@ type world struct {
 	offset  map[string]int64
 	foreign []int
 	extra   map[int]string // extra CLUSTER NODES lines seen by an instance
+	// INFO replication per node name. By default a node's master_replid is its shard's
+	// (histID of its master, or of itself for a master), its link is up and no sync runs.
+	replid   map[string]string
+	replid2  map[string]string
+	syncing  map[string]bool
+	linkDown map[string]bool
+	// sample is the slots of the keys sampled from a node (nil: not sampled).
+	sample map[string][]int
 }
+
+// histID is the master_replid of the fixture shard whose first master is named name.
+func histID(name string) string { return nid("h" + name) }
 
 func nid(name string) string {
 	h := fmt.Sprintf("%x", name)
@@ -91,8 +102,27 @@ func (w world) observations(t testing.TB) []Observation {
 				line(n, me)
 				if me {
 					o.Role = map[bool]string{true: "master", false: "slave"}[n.master == ""]
-					o.LinkUp = n.master != ""
+					o.LinkUp = n.master != "" && !w.linkDown[n.name]
 					o.Offset = w.offset[n.name]
+					o.ReplID, o.ReplID2 = histID(n.name), zeroReplID
+					if n.master != "" {
+						o.ReplID = histID(n.master)
+						for _, m := range w.nodes {
+							if m.name == n.master {
+								o.MasterHost, o.MasterPort = w.insts[m.inst].IP, w.insts[m.inst].Port
+							}
+						}
+					}
+					if r, ok := w.replid[n.name]; ok {
+						o.ReplID = r
+					}
+					if r, ok := w.replid2[n.name]; ok {
+						o.ReplID2 = r
+					}
+					o.SyncInProgress = w.syncing[n.name]
+					if sl, ok := w.sample[n.name]; ok {
+						o.Sample = &KeySample{Slots: sl}
+					}
 				}
 			}
 			text.WriteString(w.extra[i])

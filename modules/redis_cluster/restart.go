@@ -146,13 +146,18 @@ func FailoverTarget(top *Topology, mi int) int {
 	var cands []int
 	for _, rid := range top.ReplicasOf(me.ID) {
 		r := top.Members[rid].Inst
-		if top.Obs[r].LinkUp && top.Instances[r].Host != top.Instances[mi].Host {
+		if top.Obs[r].LinkUp && !top.Obs[r].SyncInProgress && top.Instances[r].Host != top.Instances[mi].Host {
 			cands = append(cands, r)
 		}
 	}
-	// ReplicasOf is ordered by offset; a stable sort keeps that order among equals.
+	// Synced replicas of one live master share its replication history, so their offsets
+	// compare: the least loaded host first, then the most up-to-date.
 	sort.SliceStable(cands, func(a, b int) bool {
-		return masters[top.Instances[cands[a]].Host] < masters[top.Instances[cands[b]].Host]
+		ha, hb := masters[top.Instances[cands[a]].Host], masters[top.Instances[cands[b]].Host]
+		if ha != hb {
+			return ha < hb
+		}
+		return top.Obs[cands[a]].Offset > top.Obs[cands[b]].Offset
 	})
 	if len(cands) == 0 {
 		return -1
@@ -314,7 +319,7 @@ func (r *restarter) restartMaster(ctx context.Context, top *Topology, mi int, p 
 		return fmt.Errorf("master %s has no synced replica on another host to take over while it restarts", r.name(mi))
 	}
 	ex := &executor{t: r.t, c: r.s.c, top: top, stepTimeout: 30 * time.Second}
-	if err := ex.run(ctx, Step{Kind: StepFailover, Inst: ri, NodeID: me.ID,
+	if err := ex.run(ctx, Step{Kind: StepFailover, Inst: ri, NodeID: me.ID, Slots: me.Slots,
 		Summary: fmt.Sprintf("failover to %s (takes slots %s from %s, which restarts next)", r.name(ri), FormatRanges(me.Slots), r.name(mi))}); err != nil {
 		return err
 	}
@@ -341,6 +346,6 @@ func (r *restarter) restartMaster(ctx context.Context, top *Topology, mi int, p 
 			newMaster = m.ID
 		}
 	}
-	return ex.run(ctx, Step{Kind: StepFailover, Inst: mi, NodeID: newMaster,
+	return ex.run(ctx, Step{Kind: StepFailover, Inst: mi, NodeID: newMaster, Slots: me.Slots,
 		Summary: fmt.Sprintf("failover back to %s (takes slots %s from %s)", r.name(mi), FormatRanges(me.Slots), r.name(ri))})
 }

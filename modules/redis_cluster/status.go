@@ -85,6 +85,10 @@ func BuildView(top *Topology, replicas int) *View {
 	}
 	for _, i := range top.Unreachable {
 		byInst[i].Role = "unreachable"
+		if top.Obs[i].AuthFailed() {
+			mark(i, "%s", top.Obs[i].Err.Error())
+			continue
+		}
 		mark(i, "%s is unreachable", top.Instances[i].Name())
 	}
 	for _, i := range top.Disabled {

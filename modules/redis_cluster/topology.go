@@ -1,6 +1,7 @@
 package redis_cluster
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -18,11 +19,65 @@ type Observation struct {
 	Role string
 	// LinkUp is master_link_status:up for a replica.
 	LinkUp bool
-	// Offset is the replication offset (slave_repl_offset for a replica).
+	// Offset is the replication offset (slave_repl_offset for a replica). Offsets of two
+	// instances compare only when they share a replication history (the same ReplID).
 	Offset int64
+	// ReplID is INFO replication master_replid: the replication history the instance's data
+	// belongs to. A replica adopts its master's on a completed sync; until then (CLUSTER
+	// REPLICATE to another master, a full sync not finished) it keeps its previous shard's.
+	ReplID string
+	// ReplID2 is master_replid2, the history the current one continues after a failover (all
+	// zeros when none).
+	ReplID2 string
+	// SyncInProgress is master_sync_in_progress:1: a full sync is replacing the replica's data.
+	SyncInProgress bool
+	// MasterHost and MasterPort are where a replica replicates from (master_host, master_port).
+	MasterHost string
+	MasterPort int
 	// Keys is DBSIZE.
 	Keys int64
+	// Sample holds the hash slots of some of the instance's keys. The module samples only the
+	// replicas of a slot owner that is down (promotion candidates); nil when not sampled.
+	Sample *KeySample
 }
+
+// KeySample is the hash slots of up to sampleSize random keys of one instance (RANDOMKEY, CLUSTER
+// KEYSLOT), to check that an instance holds its shard's data before it takes the shard's slots.
+type KeySample struct {
+	// Slots are the slots of the sampled keys, one per key (duplicates kept); empty when the
+	// instance holds no key.
+	Slots []int
+	// Err is why the sample could not be taken.
+	Err error
+}
+
+// Foreign returns the first sampled slot that is not among slots, and whether there is one.
+func (k *KeySample) Foreign(slots []SlotRange) (int, bool) {
+	for _, s := range k.Slots {
+		if !inRanges(s, slots) {
+			return s, true
+		}
+	}
+	return 0, false
+}
+
+func inRanges(slot int, rs []SlotRange) bool {
+	for _, r := range rs {
+		if r.Start <= slot && slot <= r.End {
+			return true
+		}
+	}
+	return false
+}
+
+// errAuthFailed marks an instance that refused the module's password (NOAUTH, WRONGPASS).
+var errAuthFailed = errors.New("authentication failed")
+
+// authHint tells the operator what to check after an authentication failure.
+const authHint = "check the password given to redis_cluster (redis_password)"
+
+// AuthFailed reports whether the instance answered but refused the module's password.
+func (o *Observation) AuthFailed() bool { return errors.Is(o.Err, errAuthFailed) }
 
 // Reachable reports whether the instance answered.
 func (o *Observation) Reachable() bool { return o.Err == nil }
@@ -347,7 +402,8 @@ func (t *Topology) Uncovered() []SlotRange {
 	return out
 }
 
-// ReplicasOf returns the live members that follow master id, best first (highest offset).
+// ReplicasOf returns the live members that follow master id, in declaration order. Their offsets
+// compare only within one replication history: see Promotion for choosing among them.
 func (t *Topology) ReplicasOf(id string) []string {
 	var out []string
 	for _, rid := range t.IDs {
@@ -356,10 +412,6 @@ func (t *Topology) ReplicasOf(id string) []string {
 			out = append(out, rid)
 		}
 	}
-	sort.SliceStable(out, func(a, b int) bool {
-		oa, ob := t.Obs[t.Members[out[a]].Inst].Offset, t.Obs[t.Members[out[b]].Inst].Offset
-		return oa > ob
-	})
 	return out
 }
 
