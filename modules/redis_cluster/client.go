@@ -185,7 +185,7 @@ func authErr(name string, err error) error {
 	msg := err.Error()
 	for _, s := range []string{"NOAUTH", "WRONGPASS", "invalid password", "without any password configured"} {
 		if strings.Contains(msg, s) {
-			code, _, _ := strings.Cut(msg[strings.Index(msg, s):], " ")
+			code := s
 			if s == "without any password configured" {
 				code = "a password was sent but the server has none"
 			}
