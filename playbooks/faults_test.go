@@ -311,6 +311,7 @@ type reliabilityRow struct {
 	Recovery     string  `json:"recovery"`
 	FaultRun     string  `json:"fault_run"`
 	Reapply      string  `json:"reapply"`
+	NoData       bool    `json:"no_data,omitempty"`
 	Keys         int     `json:"keys"`
 	KeysLost     int     `json:"keys_lost"`
 	ClientOps    int     `json:"client_ops"`
@@ -530,7 +531,7 @@ func TestFaults(t *testing.T) {
 			for _, h := range lab.Nodes() {
 				addrs = append(addrs, h.Address)
 			}
-			row := reliabilityRow{Scenario: tc.name, Fault: tc.faultText, Recovery: tc.recoverText}
+			row := reliabilityRow{Scenario: tc.name, Fault: tc.faultText, Recovery: tc.recoverText, NoData: tc.replace == ""}
 			defer func() {
 				row.Passed = !t.Failed()
 				sharedOK = sharedOK && row.Passed
@@ -543,7 +544,6 @@ func TestFaults(t *testing.T) {
 				}
 				checkLayout(t, lab, ports, 2)
 				keys(t, "write", addrs, faultKeys)
-				row.Keys = faultKeys
 				client = startLiveClient(t, addrs)
 				if err := lab.Kill(ctx, tc.replace); err != nil {
 					t.Fatal(err)
@@ -558,7 +558,9 @@ func TestFaults(t *testing.T) {
 				f.hit = hit
 				return err
 			}, "-i", inv, "site.hcl")
-			row.Fault += " (" + f.hit + f.note + ")"
+			if f.note != "" {
+				row.Fault += " (" + f.hit + f.note + ")"
+			}
 			row.FaultRun = w.summary()
 			t.Logf("faulted apply: %s", row.FaultRun)
 			if testing.Verbose() {
@@ -596,7 +598,7 @@ func TestFaults(t *testing.T) {
 			if client != nil {
 				st := client.stop(t)
 				row.ClientOps, row.ClientErrors, row.WrongReads, row.FirstError = st.Ops, st.Errors, st.WrongReads, st.FirstError
-				row.KeysLost = keys(t, "check", addrs, faultKeys)
+				row.Keys, row.KeysLost = faultKeys, keys(t, "check", addrs, faultKeys)
 				if row.KeysLost != 0 {
 					t.Errorf("%d of %d keys written before the fault lost\n%s", row.KeysLost, faultKeys, clusterDump(lab, ports))
 				}

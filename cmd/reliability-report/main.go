@@ -29,6 +29,7 @@ type Row struct {
 	Recovery     string  `json:"recovery"`
 	FaultRun     string  `json:"fault_run"`
 	Reapply      string  `json:"reapply"`
+	NoData       bool    `json:"no_data,omitempty"`
 	Keys         int     `json:"keys"`
 	KeysLost     int     `json:"keys_lost"`
 	ClientOps    int     `json:"client_ops"`
@@ -144,11 +145,17 @@ apply) is what the fault interrupts, unless the scenario says first install.
 	fmt.Fprintln(w, "| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 	var notes []string
 	for _, r := range rows {
-		keys := "n/a (no data before the fault)"
-		if r.Keys > 0 {
+		keys := "not checked"
+		switch {
+		case r.NoData:
+			keys = "n/a (no data before the fault)"
+		case r.Keys > 0:
 			keys = fmt.Sprintf("%d of %d", r.KeysLost, r.Keys)
 		}
-		client := "n/a"
+		client := "not measured"
+		if r.NoData {
+			client = "n/a"
+		}
 		if r.ClientOps > 0 {
 			client = fmt.Sprintf("%d of %d", r.ClientErrors, r.ClientOps)
 			if r.WrongReads > 0 {

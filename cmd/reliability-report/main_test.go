@@ -45,15 +45,17 @@ func TestRender(t *testing.T) {
 		{Scenario: "kill during upload", Fault: "node2 killed", Recovery: "node2 revived, disk kept",
 			FaultRun: "apply exited 1 | node2 failed\nsecond line", Reapply: "converged in 9.0 s (12 changed)",
 			Keys: 10000, ClientOps: 500, ClientErrors: 3, FirstError: "ConnectionError: `refused`", ConvergeSec: 31.25, Passed: true},
-		{Scenario: "kill during create", Fault: "node3 killed", FaultRun: "apply exited 1", Passed: false},
+		{Scenario: "kill during create", Fault: "node3 killed", FaultRun: "apply exited 1", NoData: true, Passed: false},
+		{Scenario: "stuck", Fault: "node2 killed", FaultRun: "apply exited 1", Reapply: "did not converge", Passed: false},
 	}
 	var b bytes.Buffer
 	Render(&b, rows, 200*time.Second+300*time.Millisecond)
 	page := b.String()
 	for _, want := range []string{
-		"1 of 2 scenarios passed; the test run took 3m20s.",
+		"1 of 3 scenarios passed; the test run took 3m20s.",
 		"| kill during upload | node2 killed | node2 revived, disk kept | apply exited 1 \\| node2 failed second line | converged in 9.0 s (12 changed) | 0 of 10000 | 3 of 500 | 31.2 s | pass |",
 		"| kill during create | node3 killed | - | apply exited 1 | not reached | n/a (no data before the fault) | n/a | - | **FAIL** |",
+		"| stuck | node2 killed | - | apply exited 1 | did not converge | not checked | not measured | - | **FAIL** |",
 		"- kill during upload: first client error: `ConnectionError: 'refused'`",
 	} {
 		if !strings.Contains(page, want) {
