@@ -190,7 +190,11 @@ func (r *logReporter) Change(host, task string, c engine.Change, dryRun bool) {
 
 // run runs the module once and returns the changes it recorded.
 func (l *lab) run(ctx context.Context, c *Config, dryRun bool) ([]engine.Change, engine.Outcome, error) {
-	rep := &logReporter{t: l.t, start: time.Now()}
+	return l.runWith(ctx, c, dryRun, &logReporter{t: l.t, start: time.Now()})
+}
+
+// runWith runs the module once with rep as its reporter.
+func (l *lab) runWith(ctx context.Context, c *Config, dryRun bool, rep engine.Reporter) ([]engine.Change, engine.Outcome, error) {
 	target := engine.NewTarget(engine.TargetOptions{Host: engine.Host{Name: l.hosts[0]}, Task: "redis_cluster", Hosts: l.ips, DryRun: dryRun, Reporter: rep})
 	out, err := c.Run(ctx, target)
 	return target.Changes(), out, err
