@@ -193,4 +193,3 @@ func TestIntegrationPromotionChecksTheShardsData(t *testing.T) {
 
 // Interface guard: the recording reporter is a Reporter.
 var _ engine.Reporter = (*warnReporter)(nil)
-

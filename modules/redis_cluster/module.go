@@ -75,16 +75,31 @@ on every instance, all 16384 slots are covered, every instance agrees on the lay
 replica reports master_link_status:up.
 
 **Converge.** After host failures: a replica of every slot owner that is down, failed or without
-address is promoted (CLUSTER FAILOVER FORCE, the replica with the highest replication offset) before
-anything else; old node IDs are forgotten on every live instance; new empty instances meet the
+address is promoted (CLUSTER FAILOVER FORCE) before anything else; old node IDs are forgotten on every live instance; new empty instances meet the
 cluster and become replicas so that every master has its replicas on other hosts; then safe CLUSTER
 FAILOVERs restore one share of masters on every host. A host back with its disk intact rejoins and
 its masters are moved back. Converge stops with an error (after promoting) while a declared instance
 is unreachable.
 
+**Which replica is promoted.** Replication offsets compare only within one replication history
+(INFO replication master_replid): a replica moved to another master with CLUSTER REPLICATE keeps its
+old shard's keys, master_replid and offset until its full sync completes. So a replica is passed
+over, with a warning that says why, when a full sync is replacing its data
+(master_sync_in_progress:1), when it holds no key while a sibling does, when one of up to 32 of its
+keys sampled with RANDOMKEY hashes to a slot the dead master did not own, or when its master_replid
+is the history of another shard (reported by that shard's master as master_replid or
+master_replid2, or by its synced replicas). The others are grouped by master_replid; the largest
+group is the shard's and its replica with the highest offset is promoted. When two groups are as
+large, converge refuses and says which replicas hold which history rather than guess. Right before
+CLUSTER FAILOVER FORCE, and before every safe CLUSTER FAILOVER, the replica's keys are sampled again:
+a promotion whose replica no longer passes is planned again; a safe failover waits (and warns)
+until the replica holds only keys of its master's slots.
+
 **Refusals.** Nothing is changed, and the error says why, when some slots have no live copy, fewer
-than a majority of masters is alive (unless allow_takeover), an instance that should be empty holds
-keys, an instance belongs to another cluster, or slots are migrating.
+than a majority of masters is alive (unless allow_takeover), no replica of a dead master can be
+told to hold its shard's data (above), an instance that should be empty holds keys, an instance
+belongs to another cluster, or slots are migrating. An instance that refuses the password (NOAUTH,
+WRONGPASS) is reported as "authentication failed", not as unreachable.
 
 **mode = "prepare".** A host that comes back with an empty disk must not start redis-server while
 its old node still owns slots: the old master's replicas would sync from the empty instance and the
