@@ -193,3 +193,32 @@ func TestIntegrationPromotionChecksTheShardsData(t *testing.T) {
 
 // Interface guard: the recording reporter is a Reporter.
 var _ engine.Reporter = (*warnReporter)(nil)
+
+// TestIntegrationWrongPassword: a server that refuses the module's password is reported as an
+// authentication failure with what to check, not as unreachable, and nothing changes.
+func TestIntegrationWrongPassword(t *testing.T) {
+	l := newLab(t, 1, 2, 27000, "--requirepass", "right-one")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	tests := []struct {
+		password string
+		want     string
+	}{
+		{"wrong-one", "authentication failed on 2 of 2 instances: node1:27000,27001 (WRONGPASS): check the password given to redis_cluster (redis_password)"},
+		{"", "authentication failed on 2 of 2 instances: node1:27000,27001 (NOAUTH): check the password given to redis_cluster (redis_password)"},
+	}
+	for _, tt := range tests {
+		c := l.config(0)
+		c.Password = tt.password
+		changes, _, err := l.run(ctx, c, false)
+		if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "unreachable") {
+			t.Errorf("password %q: got %v, want an error saying %q", tt.password, err, tt.want)
+		}
+		if len(changes) != 0 {
+			t.Errorf("password %q: changes %v", tt.password, changes)
+		}
+		if tt.password != "" && strings.Contains(err.Error(), tt.password) {
+			t.Errorf("the password appears in the error: %v", err)
+		}
+	}
+}
