@@ -29,6 +29,17 @@ variable "redis_password" {
   description = "Password of every instance (requirepass and masterauth). Empty: no password."
 }
 
+variable "allow_takeover" {
+  type        = bool
+  default     = false
+  description = <<-EOT
+    Let a replica take over its dead master's slots with CLUSTER FAILOVER TAKEOVER when fewer than
+    a majority of masters are alive (two of three hosts lost): the cluster cannot vote then, and
+    runbook refuses until you decide. Set it only when the lost hosts are really down (not merely
+    cut off), for one run: -var allow_takeover=true.
+  EOT
+}
+
 variable "gluu_ldap_url" {
   type        = string
   default     = ""
@@ -150,10 +161,11 @@ task "redis_config" {
 task "redis_promote" {
   on = group.redis
   redis_cluster {
-    mode      = "prepare"
-    instances = [for i in local.cluster : { host = i.host, port = i.port }]
-    replicas  = var.replicas
-    password  = var.redis_password
+    mode           = "prepare"
+    instances      = [for i in local.cluster : { host = i.host, port = i.port }]
+    replicas       = var.replicas
+    password       = var.redis_password
+    allow_takeover = var.allow_takeover
   }
 }
 
@@ -188,9 +200,10 @@ task "redis_cluster" {
   on         = group.redis
   depends_on = [task.redis_listening]
   redis_cluster {
-    instances = [for i in local.cluster : { host = i.host, port = i.port }]
-    replicas  = var.replicas
-    password  = var.redis_password
+    instances      = [for i in local.cluster : { host = i.host, port = i.port }]
+    replicas       = var.replicas
+    password       = var.redis_password
+    allow_takeover = var.allow_takeover
   }
 }
 

@@ -485,7 +485,13 @@ func (r *Runner) runInstance(ctx context.Context, in config.Instance) bool {
 		r.result(name, h, StatusSkipped, outcome.Summary, nil, d)
 	case runErr != nil:
 		r.markFailed(h)
-		r.result(name, h, StatusFailed, errSummary(runErr), changes, d)
+		msg := errSummary(runErr)
+		if ctx.Err() != nil {
+			// the run was interrupted (SIGINT) or stopped by --fail-fast: what the module
+			// concluded from its cancelled calls is not a verdict on the host
+			msg = fmt.Sprintf("interrupted after %d change(s) on this task; re-run apply to finish (%s)", len(changes), msg)
+		}
+		r.result(name, h, StatusFailed, msg, changes, d)
 		return false
 	case len(changes) > 0:
 		r.result(name, h, StatusChanged, summaryOf(outcome, changes), changes, d)
