@@ -358,6 +358,9 @@ type faultCase struct {
 	// recover puts the lab back after the faulted apply exited (revive, heal); nil: nothing to do.
 	recover     func(ctx context.Context, f *faultLab) error
 	recoverText string
+	// takeover: with two hosts' masters down the cluster has no majority; the first re-apply must
+	// refuse and say so, and the operator's decision (-var allow_takeover=true) must converge.
+	takeover bool
 	// short scenarios run under -short too.
 	short bool
 }
@@ -468,6 +471,7 @@ func TestFaults(t *testing.T) {
 			faultText:   "node1 replacement; the host that took over node1's shard killed when redis_cluster starts",
 			recover:     reviveHit(false),
 			recoverText: "revived, disk kept",
+			takeover:    true,
 		},
 		{
 			name:    "partition during converge",
@@ -583,7 +587,16 @@ func TestFaults(t *testing.T) {
 			}
 
 			start := time.Now()
-			re := applyWatched(t, func(event) bool { return false }, nil, "-i", inv, "site.hcl")
+			args := []string{"-i", inv, "site.hcl"}
+			if tc.takeover {
+				refused := applyWatched(t, func(event) bool { return false }, nil, args...)
+				if all := strings.Join(refused.Lines, "\n"); refused.Exit == 0 || !strings.Contains(all, "majority") || !strings.Contains(all, "allow_takeover") {
+					t.Fatalf("re-apply with two hosts' masters down: want a refusal naming the missing majority and allow_takeover, got %s\n%s", refused.summary(), all)
+				}
+				row.Recovery += "; re-apply refused (no majority), then -var allow_takeover=true"
+				args = append(args, "-var", "allow_takeover=true")
+			}
+			re := applyWatched(t, func(event) bool { return false }, nil, args...)
 			if testing.Verbose() {
 				t.Logf("events of the re-apply:\n%s", strings.Join(re.Lines, "\n"))
 			}
