@@ -587,7 +587,9 @@ func TestFaults(t *testing.T) {
 			}
 
 			start := time.Now()
-			args := []string{"-i", inv, "site.hcl"}
+			// a run cut off by the fault may still hold a host's lock for its lease: wait for it,
+			// as the lock's message tells an operator to
+			args := []string{"-i", inv, "--lock-timeout", "1m", "site.hcl"}
 			if tc.takeover {
 				refused := applyWatched(t, func(event) bool { return false }, nil, args...)
 				if all := strings.Join(refused.Lines, "\n"); refused.Exit == 0 || !strings.Contains(all, "majority") || !strings.Contains(all, "allow_takeover") {

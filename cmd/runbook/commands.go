@@ -186,7 +186,7 @@ func (a *app) execute(ctx context.Context, mode run.Mode, path string, f runFlag
 		Lock: &lock.Options{
 			Timeout: f.lockTimeout,
 			Holder:  lock.Holder{Playbook: path},
-			Hint:    "wait for that run to end, or retry with --lock-timeout=10m to wait for it",
+			Hint:    "wait for that run to end, or retry with --lock-timeout=10m to wait for it (a lock whose run died frees itself within 15s)",
 		},
 	})
 	rc, err := r.Run(ctx)

@@ -116,6 +116,9 @@ type Options struct {
 	// Lost, when not nil, is called when a lock is lost before release: the holding session
 	// ended (connection lost, process killed on the host). Another run may then take the host.
 	Lost func(host string, err error)
+	// Lease is how long the lock outlives the last heartbeat of a holder that vanished without
+	// ending its session (default DefaultLease; whole seconds).
+	Lease time.Duration
 	// Hint is appended to the message of a BusyError, e.g. "retry with --lock-timeout=10m to
 	// wait for it".
 	Hint string
@@ -235,6 +238,9 @@ func jitter(d time.Duration) time.Duration {
 }
 
 func withDefaults(o Options) Options {
+	if o.Lease <= 0 {
+		o.Lease = DefaultLease
+	}
 	if o.Path == "" {
 		o.Path = DefaultPath
 	}
@@ -310,7 +316,15 @@ func attemptAll(ctx context.Context, hosts map[string]engine.Conn, names []strin
 
 // holdScript returns the script that takes the lock at path and holds it while its input lasts.
 // Holder information travels on the command line: it is no secret.
-func holdScript(path, info string) string {
+// DefaultLease is how long a lock outlives its holder's last heartbeat (Options.Lease). The holder sends one every
+// Lease/3; a holder that vanished without closing its session (killed while the host was cut off,
+// so the host's sshd never saw the connection end) stops sending them, and the holding process on
+// the host gives the lock up by itself after Lease.
+const DefaultLease = 15 * time.Second
+
+// holdScript holds the lock while heartbeats arrive on stdin: it ends (and the flock with it) on
+// EOF (release) or when none came within lease.
+func holdScript(path, info string, lease time.Duration) string {
 	return fmt.Sprintf(`f=%s
 command -v flock >/dev/null 2>&1 || { echo "flock(1) is not installed on this host (Debian: apt-get install util-linux)" >&2; exit %d; }
 d=$(dirname -- "$f"); [ -d "$d" ] || mkdir -p -- "$d" || exit 73
@@ -318,9 +332,9 @@ exec 9<>"$f" || exit 73
 if ! flock -n 9; then cat -- "$f"; exit %d; fi
 : >"$f"
 printf '%%s\n' %s >&9
-cat >/dev/null
+while timeout %d sh -c 'IFS= read -r x'; do :; done
 : >"$f"
-`, path, exitNoFlock, exitBusy, engine.ShellQuote(info))
+`, path, exitNoFlock, exitBusy, engine.ShellQuote(info), max(1, int(lease/time.Second)))
 }
 
 // encode writes the holder and the attempt's token as key=value lines.
@@ -373,7 +387,7 @@ func tryLock(ctx context.Context, host string, c engine.Conn, o Options) (*held,
 	var res engine.ExecResult
 	go func() {
 		defer close(h.done)
-		res, h.err = c.Exec(hctx, engine.Command{Cmd: holdScript(o.Path, encode(o.Holder, token)), Stdin: pr})
+		res, h.err = c.Exec(hctx, engine.Command{Cmd: holdScript(o.Path, encode(o.Holder, token), o.Lease), Stdin: pr})
 		if h.err == nil && res.ExitCode != 0 {
 			h.err = res.Err()
 		}
@@ -412,10 +426,33 @@ func tryLock(ctx context.Context, host string, c engine.Conn, o Options) (*held,
 		out, err := engine.Run(actx, c, check)
 		if err == nil {
 			if _, tok := decode(string(out)); tok == token {
+				go h.heartbeat(o.Lease)
 				return h, nil, nil
 			}
 		}
 		wait = min(2*wait, 200*time.Millisecond)
+	}
+}
+
+// heartbeat keeps the lease: a line every lease/3 until the session ends or is released.
+func (h *held) heartbeat(lease time.Duration) {
+	t := time.NewTicker(lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.done:
+			return
+		case <-t.C:
+			h.mu.Lock()
+			released := h.released
+			h.mu.Unlock()
+			if released {
+				return
+			}
+			if _, err := h.stdin.Write([]byte("\n")); err != nil {
+				return
+			}
+		}
 	}
 }
 

@@ -233,3 +233,59 @@ func (e envConn) Exec(ctx context.Context, cmd engine.Command) (engine.ExecResul
 }
 
 func (envConn) DialContext(context.Context, string, string) (net.Conn, error) { return nil, nil }
+
+// TestLease: a holder that keeps sending heartbeats keeps the lock past its lease; a holder that
+// vanished without closing its session (a partitioned client: stdin open, silent) loses it after
+// the lease, so the next run can take over.
+func TestLease(t *testing.T) {
+	if _, err := exec.LookPath("flock"); err != nil {
+		t.Skip("flock(1) not installed")
+	}
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "runbook.lock")
+	hosts := map[string]engine.Conn{"h1": localConn{}}
+	lease := time.Second
+
+	rel, err := AcquireAll(ctx, hosts, Options{Path: path, Lease: lease, Holder: Holder{PID: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * lease)
+	if _, err := AcquireAll(ctx, hosts, Options{Path: path, Lease: lease}); err == nil {
+		t.Fatal("a live holder lost its lock after its lease although it sent heartbeats")
+	}
+	rel()
+
+	// a silent holder: the holding script with an input that stays open and says nothing
+	silent := exec.Command("sh", "-c", holdScript(path, encode(Holder{PID: 2, Playbook: "gone.hcl"}, "tok"), lease))
+	in, err := silent.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	if err := silent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * lease)
+	for {
+		b, _ := os.ReadFile(path)
+		if strings.Contains(string(b), "gone.hcl") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the silent holder never took the lock")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	_, err = AcquireAll(ctx, hosts, Options{Path: path, Lease: lease})
+	var busy *BusyError
+	if !errors.As(err, &busy) || busy.Holder.Playbook != "gone.hcl" {
+		t.Fatalf("while the silent holder's lease runs: err = %v, want busy naming gone.hcl", err)
+	}
+	rel2, err := AcquireAll(ctx, hosts, Options{Path: path, Lease: lease, Timeout: 5 * lease})
+	if err != nil {
+		t.Fatalf("after the silent holder's lease: %v", err)
+	}
+	rel2()
+	silent.Wait()
+}
