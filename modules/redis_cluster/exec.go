@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/runbook/runbook/engine"
@@ -128,6 +129,29 @@ func (e *executor) nodeSeenBy(ctx context.Context, i int, id string) (*Node, err
 	return nil, nil
 }
 
+// votersKnow reports whether the master masterID and every other live master with slots see node
+// id as a replica of masterID.
+func (e *executor) votersKnow(ctx context.Context, id, masterID string) bool {
+	var voters []int
+	for _, m := range e.top.Members {
+		if m.Inst >= 0 && m.Live && !m.Dead && m.Master && (len(m.Slots) > 0 || m.ID == masterID) {
+			voters = append(voters, m.Inst)
+		}
+	}
+	ok := true
+	var mu sync.Mutex
+	_ = parallel(voters, func(i int) error {
+		n, err := e.nodeSeenBy(ctx, i, id)
+		if err != nil || n == nil || n.MasterID != masterID || n.IsMaster() {
+			mu.Lock()
+			ok = false
+			mu.Unlock()
+		}
+		return nil
+	})
+	return ok
+}
+
 func (e *executor) myself(ctx context.Context, i int) (*Node, error) {
 	text, err := e.c.text(ctx, i, "CLUSTER", "NODES")
 	if err != nil {
@@ -222,11 +246,11 @@ func (e *executor) failover(ctx context.Context, s Step) error {
 				return false, nil
 			}
 			// The master ignores a manual failover request from a node it does not yet know
-			// as its replica (it learns that by gossip).
-			if m := e.top.Members[s.NodeID]; m != nil && m.Inst >= 0 {
-				if n, err := e.nodeSeenBy(ctx, m.Inst, me.ID); err != nil || n == nil || n.MasterID != s.NodeID {
-					return false, nil
-				}
+			// as its replica, and every other master denies its vote ("I don't know its
+			// master", "it is a master node") until gossip told it the same; a denied election
+			// only expires after seconds. Ask only once every voter knows.
+			if !e.votersKnow(ctx, me.ID, s.NodeID) {
+				return false, nil
 			}
 			// The replica must hold its shard's keys and no other's (a full sync loaded from the
 			// wrong file would not show in the link status); until it does, wait.

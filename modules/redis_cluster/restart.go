@@ -315,6 +315,18 @@ func (r *restarter) waitSynced(ctx context.Context, i int, runID string) error {
 func (r *restarter) restartMaster(ctx context.Context, top *Topology, mi int, p proc) error {
 	me := top.Obs[mi].Myself()
 	ri := FailoverTarget(top, mi)
+	if ri < 0 && !r.t.DryRun() {
+		// The restarts and failovers just before may still be resyncing a replica of this
+		// master (a role switch makes its siblings follow a new master for a moment): wait for
+		// one to be synced rather than give up half-way through the roll.
+		_ = r.t.Poll(ctx, fmt.Sprintf("a synced replica of %s on another host", r.name(mi)), pollInterval, r.timeout,
+			func(ctx context.Context) (bool, error) {
+				top = Analyze(r.s.insts, r.s.c.observeAll(ctx))
+				ri = FailoverTarget(top, mi)
+				return ri >= 0, nil
+			})
+		me = top.Obs[mi].Myself()
+	}
 	if me == nil || ri < 0 {
 		return fmt.Errorf("master %s has no synced replica on another host to take over while it restarts", r.name(mi))
 	}
