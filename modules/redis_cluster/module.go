@@ -321,6 +321,9 @@ func (c *Config) Run(ctx context.Context, t *engine.Target) (engine.Outcome, err
 	if d.Mode == ModeRestart {
 		return c.rollingRestart(ctx, t, s, d, timeout)
 	}
+	if c.Password == "" && d.Mode == ModeConverge {
+		t.Warnf("no password is set: the cluster accepts unauthenticated clients from anywhere that reaches its ports (set a password, e.g. site.hcl's redis_password)")
+	}
 	return converge(ctx, t, s, d, timeout)
 }
 
@@ -341,7 +344,9 @@ func converge(ctx context.Context, t *engine.Target, s *session, d Desired, time
 			return engine.Outcome{}, err
 		}
 		for _, w := range plan.Warnings {
-			t.Logf("warning: %s", w)
+			if round == 0 {
+				t.Warnf("%s", w)
+			}
 		}
 		for _, w := range plan.Skipped {
 			t.Warnf("not promoted: %s", w)
