@@ -80,3 +80,12 @@ type StatusOptions struct {
 	// Format is "text" (default), "svg" or "dot".
 	Format string
 }
+
+// Prober is implemented by modules whose read-only check is a fixed set of remote commands that
+// Run executes verbatim (no stdin) before it decides anything. The engine may run the probes of
+// every task of a host in one remote command before the tasks start, and answer the modules'
+// identical Exec calls from those results for as long as nothing has changed on any host, so an
+// unchanged host costs one round trip instead of one per task.
+type Prober interface {
+	Probes() []string
+}

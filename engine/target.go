@@ -60,6 +60,7 @@ type Target struct {
 	rep     Reporter
 	secrets *Secrets
 	dir     string
+	before  func()
 
 	mu      sync.Mutex
 	changes []Change
@@ -77,6 +78,9 @@ type TargetOptions struct {
 	// Dir is the directory of the playbook file that defines the task; relative local paths in
 	// module configuration are resolved against it.
 	Dir string
+	// BeforeChange, when set, is called in apply mode right before a change is made (the engine
+	// drops what it read ahead, which the change may make untrue).
+	BeforeChange func()
 }
 
 // NewTarget returns a Target. Only the engine (and tests) create Targets.
@@ -87,7 +91,7 @@ func NewTarget(o TargetOptions) *Target {
 	if o.Secrets == nil {
 		o.Secrets = NewSecrets()
 	}
-	return &Target{host: o.Host, task: o.Task, conn: o.Conn, hosts: o.Hosts, dryRun: o.DryRun, rep: o.Reporter, secrets: o.Secrets, dir: o.Dir}
+	return &Target{host: o.Host, task: o.Task, conn: o.Conn, hosts: o.Hosts, dryRun: o.DryRun, rep: o.Reporter, secrets: o.Secrets, dir: o.Dir, before: o.BeforeChange}
 }
 
 // Host returns the host this target runs on.
@@ -128,6 +132,9 @@ func (t *Target) Change(ctx context.Context, c Change, fn func(ctx context.Conte
 	c.Summary = t.secrets.Redact(c.Summary)
 	c.Diff = t.secrets.Redact(c.Diff)
 	if !t.dryRun {
+		if t.before != nil {
+			t.before()
+		}
 		if err := fn(ctx); err != nil {
 			return fmt.Errorf("%s: %w", c.Summary, err)
 		}

@@ -146,11 +146,10 @@ task "redis_config" {
     group  = "redis"
     mode   = "0640"
     vars = {
-      name       = each.key
-      port       = each.value
-      address    = self.address
-      password   = var.redis_password
-      supervised = trimspace(task.init_system[self.name].stdout) == "systemd"
+      name     = each.key
+      port     = each.value
+      address  = self.address
+      password = var.redis_password
     }
   }
 }
@@ -174,12 +173,13 @@ task "redis_start" {
   for_each   = var.instances
   depends_on = [task.redis_config, task.redis_promote, task.redis_unit, task.distro_redis_off]
   service {
-    name    = trimspace(task.init_system[self.name].stdout) == "systemd" ? "redis-cluster@${each.key}" : "redis-${each.key}"
-    backend = trimspace(task.init_system[self.name].stdout)
+    # systemd unit where the host has systemd, a plain process watched by its pidfile elsewhere
+    backend = "auto"
+    name    = "redis-cluster@${each.key}"
+    enabled = true
     pidfile = "/run/redis/redis-${each.key}.pid"
     start   = "runuser -u redis -- redis-server /etc/redis/${each.key}.conf"
     match   = "redis-server"
-    enabled = trimspace(task.init_system[self.name].stdout) == "systemd" ? true : null
   }
 }
 

@@ -63,7 +63,8 @@ type Runner struct {
 	notified  map[string]map[string]bool      // handler -> hosts
 	outputs   map[string]map[string]cty.Value // task -> host -> outputs (object; for_each: object of keys)
 	pending   map[string]map[string]bool      // plan: task -> hosts where it would change something
-	ancestors map[string][]string             // task -> every task it depends on, directly or not
+	ancestors map[string][]string             // task -> the tasks it depends on directly
+	probes    *probeCache                     // probes read ahead of the tasks (Prober)
 	recap     Recap
 }
 
@@ -84,6 +85,7 @@ func New(pb *config.Playbook, opts Options) *Runner {
 		outputs:   map[string]map[string]cty.Value{},
 		pending:   map[string]map[string]bool{},
 		ancestors: map[string][]string{},
+		probes:    newProbeCache(),
 		recap:     Recap{PerHost: map[string]*HostCount{}},
 	}
 	connector := opts.Connector
@@ -97,6 +99,14 @@ func New(pb *config.Playbook, opts Options) *Runner {
 			return tracingConn{Conn: c, host: h.Name, r: r}, nil
 		})
 	}
+	inner := connector
+	connector = ConnectorFunc(func(ctx context.Context, h *config.Host) (engine.Conn, error) {
+		c, err := inner.Connect(ctx, h)
+		if err != nil {
+			return nil, err
+		}
+		return cachingConn{Conn: c, host: h.Name, cache: r.probes}, nil
+	})
 	r.pool = NewPool(pb, connector)
 	return r
 }
@@ -130,6 +140,7 @@ func (r *Runner) Run(ctx context.Context) (*Recap, error) {
 		}
 		defer release() // before the pool closes the connections
 	}
+	r.prefetch(ctx, hosts)
 
 	var firstFail sync.Once
 	walkErr := r.pb.Graph.Walk(ctx, 0, func(ctx context.Context, name string) error {
@@ -452,6 +463,8 @@ func (r *Runner) runInstance(ctx context.Context, in config.Instance) bool {
 			Reporter: reporter{r},
 			Secrets:  r.pb.Secrets,
 			Dir:      in.Task.Dir,
+			// what was read ahead may no longer be true once anything changes
+			BeforeChange: r.probes.invalidate,
 		})
 		outcome, runErr = mod.Run(ctx, target)
 		done := runErr == nil

@@ -161,3 +161,8 @@ var (
 	_ engine.Module    = (*Directory)(nil)
 	_ engine.Validator = (*Directory)(nil)
 )
+
+// Probes implements engine.Prober: the one read of the path Run starts with.
+func (m *Directory) Probes() []string { return []string{hostfile.ProbeCommand(m.Path)} }
+
+var _ engine.Prober = (*Directory)(nil)

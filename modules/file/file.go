@@ -151,3 +151,8 @@ var (
 	_ engine.Module    = (*File)(nil)
 	_ engine.Validator = (*File)(nil)
 )
+
+// Probes implements engine.Prober: the one read of the destination Run starts with.
+func (m *File) Probes() []string { return []string{hostfile.ProbeCommand(m.Dest)} }
+
+var _ engine.Prober = (*File)(nil)

@@ -172,3 +172,8 @@ var (
 	_ engine.Module    = (*Package)(nil)
 	_ engine.Validator = (*Package)(nil)
 )
+
+// Probes implements engine.Prober: the dpkg query Run starts with.
+func (m *Package) Probes() []string { return []string{m.QueryCommand()} }
+
+var _ engine.Prober = (*Package)(nil)

@@ -227,7 +227,12 @@ func (c *Config) rollingRestart(ctx context.Context, t *engine.Target, s *sessio
 	if t.DryRun() {
 		return engine.Outcome{Summary: sum}, nil
 	}
-	// The layout is restored shard by shard; converge confirms it (and repairs what moved).
+	// The layout is restored shard by shard; converge confirms it (and repairs what moved) once
+	// the cluster has settled: right after the last failover some views still flag a node that
+	// just restarted, and converge must not mistake that for a dead master.
+	if err := r.waitHealthy(ctx, "the cluster to agree after the restarts"); err != nil {
+		return engine.Outcome{}, err
+	}
 	if _, err := converge(ctx, t, s, d, timeout); err != nil {
 		return engine.Outcome{}, fmt.Errorf("after the restarts: %w", err)
 	}
@@ -358,6 +363,24 @@ func (r *restarter) restartMaster(ctx context.Context, top *Topology, mi int, p 
 			newMaster = m.ID
 		}
 	}
-	return ex.run(ctx, Step{Kind: StepFailover, Inst: mi, NodeID: newMaster, Slots: me.Slots,
-		Summary: fmt.Sprintf("failover back to %s (takes slots %s from %s)", r.name(mi), FormatRanges(me.Slots), r.name(ri))})
+	if err := ex.run(ctx, Step{Kind: StepFailover, Inst: mi, NodeID: newMaster, Slots: me.Slots,
+		Summary: fmt.Sprintf("failover back to %s (takes slots %s from %s)", r.name(mi), FormatRanges(me.Slots), r.name(ri))}); err != nil {
+		return err
+	}
+	if r.t.DryRun() {
+		return nil
+	}
+	return r.waitHealthy(ctx, fmt.Sprintf("the cluster to agree after %s took its slots back", r.name(mi)))
+}
+
+// waitHealthy waits until every instance agrees on the layout with nothing failing.
+func (r *restarter) waitHealthy(ctx context.Context, what string) error {
+	var last []string
+	if err := r.t.Poll(ctx, what, pollInterval, r.timeout, func(ctx context.Context) (bool, error) {
+		last = Health(Analyze(r.s.insts, r.s.c.observeAll(ctx)))
+		return len(last) == 0, nil
+	}); err != nil {
+		return fmt.Errorf("%s: %w", strings.Join(last, "; "), err)
+	}
+	return nil
 }

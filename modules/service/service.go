@@ -405,3 +405,8 @@ var (
 	_ engine.Module    = (*Service)(nil)
 	_ engine.Validator = (*Service)(nil)
 )
+
+// Probes implements engine.Prober: the read of the daemon's state Run starts with.
+func (m *Service) Probes() []string { return []string{m.ProbeCommand()} }
+
+var _ engine.Prober = (*Service)(nil)

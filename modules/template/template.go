@@ -125,3 +125,8 @@ var (
 	_ engine.Module    = (*Template)(nil)
 	_ engine.Validator = (*Template)(nil)
 )
+
+// Probes implements engine.Prober: the one read of the destination Run starts with.
+func (m *Template) Probes() []string { return []string{hostfile.ProbeCommand(m.Dest)} }
+
+var _ engine.Prober = (*Template)(nil)

@@ -1,0 +1,151 @@
+package run
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/runbook/runbook/engine"
+	"github.com/runbook/runbook/engine/config"
+)
+
+// TestProbeScript runs the combined probe script with the local shell and parses its output back
+// into each probe's own stdout, stderr and exit status.
+func TestProbeScript(t *testing.T) {
+	cmds := []string{
+		`echo hello; echo world`,
+		`printf 'no newline'; echo oops >&2; exit 3`,
+		`p=/nonexistent; if [ -e "$p" ]; then echo yes; else echo absent; exit 0; fi`,
+		`printf '\nRBPROBE-fake o 9\n'`, // output that looks like framing, with another token
+		`true`,
+	}
+	const token = "RBPROBE-0123456789abcdef"
+	out, err := exec.Command("bash", "-c", probeScript(cmds, token)).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := parseProbeOutput(out, cmds, token)
+	if err != nil {
+		t.Fatalf("parse: %v\n%q", err, out)
+	}
+	want := map[string]engine.ExecResult{
+		cmds[0]: {Stdout: []byte("hello\nworld\n"), Stderr: []byte{}},
+		cmds[1]: {Stdout: []byte("no newline"), Stderr: []byte("oops\n"), ExitCode: 3},
+		cmds[2]: {Stdout: []byte("absent\n"), Stderr: []byte{}},
+		cmds[3]: {Stdout: []byte("\nRBPROBE-fake o 9\n"), Stderr: []byte{}},
+		cmds[4]: {Stdout: []byte{}, Stderr: []byte{}},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("results (-want +got):\n%s", diff)
+	}
+	if _, err := parseProbeOutput(out[:len(out)-5], cmds, token); err == nil {
+		t.Error("a cut output parsed without error")
+	}
+}
+
+// localShell runs commands with the local bash and counts them.
+type localShell struct {
+	mu    sync.Mutex
+	execs []string
+}
+
+func (l *localShell) Exec(ctx context.Context, cmd engine.Command) (engine.ExecResult, error) {
+	l.mu.Lock()
+	l.execs = append(l.execs, cmd.Cmd)
+	l.mu.Unlock()
+	c := exec.CommandContext(ctx, "bash", "-c", cmd.Cmd)
+	if cmd.Stdin != nil {
+		c.Stdin = cmd.Stdin
+	}
+	var stdout, stderr bytes.Buffer
+	c.Stdout, c.Stderr = &stdout, &stderr
+	err := c.Run()
+	res := engine.ExecResult{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		res.ExitCode = ee.ExitCode()
+		err = nil
+	}
+	return res, err
+}
+
+func (l *localShell) DialContext(context.Context, string, string) (net.Conn, error) {
+	return nil, errors.New("no dial")
+}
+
+// marker ensures a file exists; its probe is `cat FILE`.
+type marker struct {
+	Path string `hcl:"path,attr"`
+}
+
+func (m *marker) Probes() []string { return []string{"cat " + m.Path + " 2>/dev/null || echo missing"} }
+
+func (m *marker) Run(ctx context.Context, t *engine.Target) (engine.Outcome, error) {
+	out, err := engine.Run(ctx, t.Conn(), m.Probes()[0])
+	if err != nil {
+		return engine.Outcome{}, err
+	}
+	if strings.TrimSpace(string(out)) == "here" {
+		return engine.Outcome{Summary: "present"}, nil
+	}
+	return engine.Outcome{Summary: "created"}, t.Change(ctx, engine.Change{Summary: "create " + m.Path}, func(ctx context.Context) error {
+		_, err := engine.Run(ctx, t.Conn(), "echo here > "+m.Path)
+		return err
+	})
+}
+
+// TestPrefetch: an unchanged host costs one remote command for every probing task; once anything
+// changes, what was read ahead is not used any more.
+func TestPrefetch(t *testing.T) {
+	dir := t.TempDir()
+	play := filepath.Join(dir, "play.hcl")
+	src := `host "local" { address = "127.0.0.1" }
+`
+	for i := 0; i < 4; i++ {
+		src += fmt.Sprintf("task \"m%d\" {\n  marker {\n    path = %q\n  }\n}\n", i, filepath.Join(dir, fmt.Sprintf("f%d", i)))
+	}
+	os.WriteFile(play, []byte(src), 0o644)
+	reg := engine.NewRegistry(engine.ModuleInfo{Name: "marker", New: func() engine.Module { return &marker{} }})
+	run := func(mode Mode) (*Recap, *localShell) {
+		pb, diags := config.Load(config.Options{Playbook: play, Registry: reg})
+		if diags.HasErrors() {
+			t.Fatal(diags.Error())
+		}
+		sh := &localShell{}
+		rc, err := New(pb, Options{Mode: mode, Connector: ConnectorFunc(func(context.Context, *config.Host) (engine.Conn, error) { return sh, nil })}).Run(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rc, sh
+	}
+	// f2 exists already: m2 is ok, the others change
+	os.WriteFile(filepath.Join(dir, "f2"), []byte("here\n"), 0o644)
+	rc, sh := run(Apply)
+	if rc.Changed != 3 || rc.OK != 1 {
+		t.Fatalf("first apply: %+v", rc)
+	}
+	for i := 0; i < 4; i++ {
+		if b, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("f%d", i))); strings.TrimSpace(string(b)) != "here" {
+			t.Errorf("f%d = %q after apply", i, b)
+		}
+	}
+	t.Logf("first apply: %d remote commands", len(sh.execs))
+
+	rc, sh = run(Apply)
+	if rc.Changed != 0 || rc.OK != 4 {
+		t.Fatalf("second apply: %+v", rc)
+	}
+	if len(sh.execs) != 1 {
+		t.Errorf("no-op apply ran %d remote commands, want 1 (all probes in one):\n%s", len(sh.execs), strings.Join(sh.execs, "\n---\n"))
+	}
+}
