@@ -531,10 +531,7 @@ func TestFaults(t *testing.T) {
 			lab := f.lab
 			ctx := context.Background()
 			inv := lab.InventoryPath()
-			var addrs []string
-			for _, h := range lab.Nodes() {
-				addrs = append(addrs, h.Address)
-			}
+			addrs := nodeAddrs(lab)
 			row := reliabilityRow{Scenario: tc.name, Fault: tc.faultText, Recovery: tc.recoverText, NoData: tc.replace == ""}
 			defer func() {
 				row.Passed = !t.Failed()

@@ -180,10 +180,7 @@ func TestReplaceWipedHostKeepsShards(t *testing.T) {
 	ctx := context.Background()
 	inv := lab.InventoryPath()
 	ports := []int{6379, 6380, 6381}
-	var addrs []string
-	for _, h := range lab.Nodes() {
-		addrs = append(addrs, h.Address)
-	}
+	addrs := nodeAddrs(lab)
 	apply(t, "-i", inv, "site.hcl")
 	const n = 200
 	keys(t, "write", addrs, n)

@@ -41,10 +41,7 @@ func TestDrainNode(t *testing.T) {
 	ctx := context.Background()
 	inv := lab.InventoryPath()
 	ports := []int{6379, 6380, 6381}
-	var addrs []string
-	for _, h := range lab.Nodes() {
-		addrs = append(addrs, h.Address)
-	}
+	addrs := nodeAddrs(lab)
 	apply(t, "-i", inv, "site.hcl")
 	checkLayout(t, lab, ports, 2)
 	const n = 10000

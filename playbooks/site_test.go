@@ -218,6 +218,15 @@ func waitFailover(t *testing.T, addr string) {
 	t.Fatal("no failover within 30 s")
 }
 
+// nodeAddrs returns the addresses of the lab's redis hosts, in order.
+func nodeAddrs(lab *testenv.Lab) []string {
+	var addrs []string
+	for _, h := range lab.Nodes() {
+		addrs = append(addrs, h.Address)
+	}
+	return addrs
+}
+
 func requireTools(t *testing.T) {
 	t.Helper()
 	for _, tool := range []string{"redis-cli", "ldapsearch", "/usr/bin/python3"} {
@@ -241,10 +250,7 @@ func TestSite(t *testing.T) {
 	ctx := context.Background()
 	inv, vars := lab.InventoryPath(), lab.LDAPVarsPath()
 	ports := []int{6379, 6380, 6381}
-	var addrs []string
-	for _, h := range lab.Nodes() {
-		addrs = append(addrs, h.Address)
-	}
+	addrs := nodeAddrs(lab)
 
 	rc := apply(t, "-i", inv, "-var-file", vars, "site.hcl")
 	if rc.Changed == 0 {

@@ -3,9 +3,6 @@ package run_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/runbook/runbook/engine"
@@ -35,45 +32,13 @@ func (m *benchFile) Run(ctx context.Context, t *engine.Target) (engine.Outcome, 
 	return out, err
 }
 
-// benchPlaybook writes a playbook of n tasks on 3 hosts into dir: every task depends on the one
-// before, every tenth has a for_each of three keys.
-func benchPlaybook(tb testing.TB, dir string, n int) string {
-	tb.Helper()
-	var b strings.Builder
-	b.WriteString(`host "node1" { address = "10.0.0.1" }
-host "node2" { address = "10.0.0.2" }
-host "node3" { address = "10.0.0.3" }
-
-group "all" {
-  hosts = [host.node1, host.node2, host.node3]
-}
-`)
-	for i := 0; i < n; i++ {
-		fmt.Fprintf(&b, "\ntask \"t%04d\" {\n  on = group.all\n", i)
-		if i > 0 {
-			fmt.Fprintf(&b, "  depends_on = [task.t%04d]\n", i-1)
-		}
-		path := fmt.Sprintf(`"/srv/%d-${self.name}"`, i)
-		if i%10 == 0 {
-			b.WriteString("  for_each = toset([\"a\", \"b\", \"c\"])\n")
-			path = fmt.Sprintf(`"/srv/%d-${self.name}-${each.key}"`, i)
-		}
-		fmt.Fprintf(&b, "  file_mark {\n    path = %s\n  }\n}\n", path)
-	}
-	path := filepath.Join(dir, "bench.hcl")
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	return path
-}
-
 // BenchmarkPlan measures a plan (connect, evaluate every instance, one fake round trip each) of
 // generated playbooks of 100 and 1000 tasks on 3 fake hosts. The playbook is loaded once.
 func BenchmarkPlan(b *testing.B) {
 	reg := engine.NewRegistry(engine.ModuleInfo{Name: "file_mark", New: func() engine.Module { return &benchFile{} }})
 	for _, n := range []int{100, 1000} {
 		b.Run(fmt.Sprintf("tasks=%d", n), func(b *testing.B) {
-			pb, diags := config.Load(config.Options{Playbook: benchPlaybook(b, b.TempDir(), n), Registry: reg})
+			pb, diags := config.Load(config.Options{Playbook: enginetest.ChainPlaybook(b, b.TempDir(), n, "file_mark", "path"), Registry: reg})
 			if diags.HasErrors() {
 				b.Fatal(diags.Error())
 			}
