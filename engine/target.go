@@ -61,6 +61,7 @@ type Target struct {
 	secrets *Secrets
 	dir     string
 	before  func()
+	memo    *Memo
 
 	mu      sync.Mutex
 	changes []Change
@@ -81,6 +82,8 @@ type TargetOptions struct {
 	// BeforeChange, when set, is called in apply mode right before a change is made (the engine
 	// drops what it read ahead, which the change may make untrue).
 	BeforeChange func()
+	// Memo is shared by every Target of the run (nil: nothing is shared).
+	Memo *Memo
 }
 
 // NewTarget returns a Target. Only the engine (and tests) create Targets.
@@ -91,7 +94,7 @@ func NewTarget(o TargetOptions) *Target {
 	if o.Secrets == nil {
 		o.Secrets = NewSecrets()
 	}
-	return &Target{host: o.Host, task: o.Task, conn: o.Conn, hosts: o.Hosts, dryRun: o.DryRun, rep: o.Reporter, secrets: o.Secrets, dir: o.Dir, before: o.BeforeChange}
+	return &Target{host: o.Host, task: o.Task, conn: o.Conn, hosts: o.Hosts, dryRun: o.DryRun, rep: o.Reporter, secrets: o.Secrets, dir: o.Dir, before: o.BeforeChange, memo: o.Memo}
 }
 
 // Host returns the host this target runs on.
@@ -117,6 +120,10 @@ func (t *Target) Path(p string) string {
 
 // Dir returns the directory of the playbook file that defines the task ("" when unknown).
 func (t *Target) Dir() string { return t.dir }
+
+// Memo returns what the tasks of this run share while nothing changes (see Memo). It may be nil,
+// which Memo's methods accept.
+func (t *Target) Memo() *Memo { return t.memo }
 
 // DryRun reports whether this is a plan: Change records instead of doing.
 func (t *Target) DryRun() bool { return t.dryRun }

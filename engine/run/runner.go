@@ -65,7 +65,14 @@ type Runner struct {
 	pending   map[string]map[string]bool      // plan: task -> hosts where it would change something
 	ancestors map[string][]string             // task -> the tasks it depends on directly
 	probes    *probeCache                     // probes read ahead of the tasks (Prober)
+	memo      *engine.Memo                    // what tasks share until the first change
 	recap     Recap
+}
+
+// beforeChange drops what was read ahead or shared: a change is about to be made.
+func (r *Runner) beforeChange() {
+	r.probes.invalidate()
+	r.memo.Disable()
 }
 
 // New returns a Runner for pb.
@@ -86,6 +93,7 @@ func New(pb *config.Playbook, opts Options) *Runner {
 		pending:   map[string]map[string]bool{},
 		ancestors: map[string][]string{},
 		probes:    newProbeCache(),
+		memo:      engine.NewMemo(),
 		recap:     Recap{PerHost: map[string]*HostCount{}},
 	}
 	connector := opts.Connector
@@ -464,7 +472,8 @@ func (r *Runner) runInstance(ctx context.Context, in config.Instance) bool {
 			Secrets:  r.pb.Secrets,
 			Dir:      in.Task.Dir,
 			// what was read ahead may no longer be true once anything changes
-			BeforeChange: r.probes.invalidate,
+			BeforeChange: r.beforeChange,
+			Memo:         r.memo,
 		})
 		outcome, runErr = mod.Run(ctx, target)
 		done := runErr == nil
