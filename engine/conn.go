@@ -26,6 +26,10 @@ type Command struct {
 	Cmd string
 	// Stdin, when not nil, is copied to the command's standard input.
 	Stdin io.Reader
+	// Stdout, when not nil, also receives the command's standard output as it arrives, while the
+	// command runs (ExecResult.Stdout still holds all of it). Every Conn implements it: the run
+	// lock learns from it that the lock was taken, without a second round trip.
+	Stdout io.Writer
 }
 
 // ExecResult is the result of a remote command.

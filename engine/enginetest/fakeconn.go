@@ -72,7 +72,11 @@ func (c *Conn) Exec(ctx context.Context, cmd engine.Command) (engine.ExecResult,
 	c.mu.Unlock()
 	for _, r := range rules {
 		if r.re.MatchString(cmd.Cmd) {
-			return r.resp(call)
+			res, err := r.resp(call)
+			if cmd.Stdout != nil && len(res.Stdout) > 0 {
+				_, _ = cmd.Stdout.Write(res.Stdout)
+			}
+			return res, err
 		}
 	}
 	return engine.ExecResult{}, fmt.Errorf("enginetest: unexpected command %q", cmd.Cmd)

@@ -19,6 +19,7 @@
 package lock
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -323,8 +324,9 @@ func attemptAll(ctx context.Context, hosts map[string]engine.Conn, names []strin
 const DefaultLease = 15 * time.Second
 
 // holdScript holds the lock while heartbeats arrive on stdin: it ends (and the flock with it) on
-// EOF (release) or when none came within lease.
-func holdScript(path, info string, lease time.Duration) string {
+// EOF (release) or when none came within lease. Once the lock is taken it prints takenLine(token),
+// which tells the run, as the session's output streams in, that it holds the lock.
+func holdScript(path, info, token string, lease time.Duration) string {
 	return fmt.Sprintf(`f=%s
 command -v flock >/dev/null 2>&1 || { echo "flock(1) is not installed on this host (Debian: apt-get install util-linux)" >&2; exit %d; }
 d=$(dirname -- "$f"); [ -d "$d" ] || mkdir -p -- "$d" || exit 73
@@ -332,9 +334,44 @@ exec 9<>"$f" || exit 73
 if ! flock -n 9; then cat -- "$f"; exit %d; fi
 : >"$f"
 printf '%%s\n' %s >&9
+printf '%%s\n' %s
 while timeout %d sh -c 'IFS= read -r x'; do :; done
 : >"$f"
-`, path, exitNoFlock, exitBusy, engine.ShellQuote(info), max(1, int(lease/time.Second)))
+`, path, exitNoFlock, exitBusy, engine.ShellQuote(info), engine.ShellQuote(strings.TrimSuffix(takenLine(token), "\n")), max(1, int(lease/time.Second)))
+}
+
+// takenLine is what the holding script prints once it holds the lock.
+func takenLine(token string) string { return "runbook-lock-taken " + token + "\n" }
+
+// lineWatch is the holding session's standard output: it closes seen once want has arrived.
+type lineWatch struct {
+	mu   sync.Mutex
+	want []byte
+	buf  []byte
+	seen chan struct{}
+	done bool
+}
+
+func newLineWatch(want string) *lineWatch {
+	return &lineWatch{want: []byte(want), seen: make(chan struct{})}
+}
+
+// Write implements io.Writer.
+func (w *lineWatch) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return len(p), nil
+	}
+	w.buf = append(w.buf, p...)
+	if bytes.Contains(w.buf, w.want) {
+		w.done = true
+		w.buf = nil
+		close(w.seen)
+	} else if len(w.buf) > 4096 {
+		w.buf = w.buf[len(w.buf)-len(w.want):]
+	}
+	return len(p), nil
 }
 
 // encode writes the holder and the attempt's token as key=value lines.
@@ -371,8 +408,8 @@ func decode(s string) (Holder, string) {
 	return h, token
 }
 
-// tryLock makes one attempt on one host: it starts the holding session and waits until the lock
-// file carries this attempt's token (taken) or the session ends (busy, or an error).
+// tryLock makes one attempt on one host: it starts the holding session and waits until the
+// session says it took the lock (one round trip, no polling) or ends (busy, or an error).
 func tryLock(ctx context.Context, host string, c engine.Conn, o Options) (*held, *BusyError, error) {
 	var tb [8]byte
 	if _, err := rand.Read(tb[:]); err != nil {
@@ -385,9 +422,10 @@ func tryLock(ctx context.Context, host string, c engine.Conn, o Options) (*held,
 	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	h := &held{host: host, stdin: pw, done: make(chan struct{}), cancel: cancel}
 	var res engine.ExecResult
+	taken := newLineWatch(takenLine(token))
 	go func() {
 		defer close(h.done)
-		res, h.err = c.Exec(hctx, engine.Command{Cmd: holdScript(o.Path, encode(o.Holder, token), o.Lease), Stdin: pr})
+		res, h.err = c.Exec(hctx, engine.Command{Cmd: holdScript(o.Path, encode(o.Holder, token), token, o.Lease), Stdin: pr, Stdout: taken})
 		if h.err == nil && res.ExitCode != 0 {
 			h.err = res.Err()
 		}
@@ -398,39 +436,26 @@ func tryLock(ctx context.Context, host string, c engine.Conn, o Options) (*held,
 
 	actx, acancel := context.WithTimeout(ctx, attemptTimeout)
 	defer acancel()
-	check := fmt.Sprintf("f=%s; cat -- \"$f\" 2>/dev/null || true", o.Path)
-	wait := 5 * time.Millisecond
-	for {
-		t := time.NewTimer(wait)
-		select {
-		case <-h.done:
-			t.Stop()
-			cancel()
-			switch {
-			case res.ExitCode == exitBusy:
-				holder, _ := decode(string(res.Stdout))
-				return nil, &BusyError{Host: host, Path: o.Path, Holder: holder}, nil
-			case res.ExitCode == exitNoFlock:
-				return nil, nil, fmt.Errorf("%s: cannot take the run lock: %s", host, strings.TrimSpace(string(res.Stderr)))
-			}
-			return nil, nil, fmt.Errorf("%s: cannot take the run lock %s: %w", host, o.Path, h.err)
-		case <-actx.Done():
-			t.Stop()
-			h.release()
-			if ctx.Err() != nil {
-				return nil, nil, fmt.Errorf("%s: taking the run lock: %w", host, ctx.Err())
-			}
-			return nil, nil, fmt.Errorf("%s: taking the run lock: no answer within %s", host, attemptTimeout)
-		case <-t.C:
+	select {
+	case <-taken.seen:
+		go h.heartbeat(o.Lease)
+		return h, nil, nil
+	case <-h.done:
+		cancel()
+		switch {
+		case res.ExitCode == exitBusy:
+			holder, _ := decode(string(res.Stdout))
+			return nil, &BusyError{Host: host, Path: o.Path, Holder: holder}, nil
+		case res.ExitCode == exitNoFlock:
+			return nil, nil, fmt.Errorf("%s: cannot take the run lock: %s", host, strings.TrimSpace(string(res.Stderr)))
 		}
-		out, err := engine.Run(actx, c, check)
-		if err == nil {
-			if _, tok := decode(string(out)); tok == token {
-				go h.heartbeat(o.Lease)
-				return h, nil, nil
-			}
+		return nil, nil, fmt.Errorf("%s: cannot take the run lock %s: %w", host, o.Path, h.err)
+	case <-actx.Done():
+		h.release()
+		if ctx.Err() != nil {
+			return nil, nil, fmt.Errorf("%s: taking the run lock: %w", host, ctx.Err())
 		}
-		wait = min(2*wait, 200*time.Millisecond)
+		return nil, nil, fmt.Errorf("%s: taking the run lock: no answer within %s", host, attemptTimeout)
 	}
 }
 

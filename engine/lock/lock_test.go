@@ -27,6 +27,9 @@ func (localConn) Exec(ctx context.Context, cmd engine.Command) (engine.ExecResul
 	c := exec.CommandContext(ctx, "sh", "-c", cmd.Cmd)
 	var stdout, stderr bytes.Buffer
 	c.Stdout, c.Stderr = &stdout, &stderr
+	if cmd.Stdout != nil {
+		c.Stdout = io.MultiWriter(&stdout, cmd.Stdout)
+	}
 	if cmd.Stdin != nil {
 		// Like an SSH session, the command's end does not wait for its input to end.
 		r, w, err := os.Pipe()
@@ -257,7 +260,7 @@ func TestLease(t *testing.T) {
 	rel()
 
 	// a silent holder: the holding script with an input that stays open and says nothing
-	silent := exec.Command("sh", "-c", holdScript(path, encode(Holder{PID: 2, Playbook: "gone.hcl"}, "tok"), lease))
+	silent := exec.Command("sh", "-c", holdScript(path, encode(Holder{PID: 2, Playbook: "gone.hcl"}, "tok"), "tok", lease))
 	in, err := silent.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -288,4 +291,38 @@ func TestLease(t *testing.T) {
 	}
 	rel2()
 	silent.Wait()
+}
+
+func TestLineWatch(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		writes []string
+		seen   bool
+	}{
+		{"whole line", []string{"runbook-lock-taken abc\n"}, true},
+		{"split across writes", []string{"runbook-lock", "-taken a", "bc\n"}, true},
+		{"after other output", []string{"noise\n", "runbook-lock-taken abc\n"}, true},
+		{"other token", []string{"runbook-lock-taken abd\n"}, false},
+		{"line not ended", []string{"runbook-lock-taken abc"}, false},
+		{"after a long output", []string{strings.Repeat("x", 10000), "runbook-lock-taken abc\n"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newLineWatch(takenLine("abc"))
+			for _, s := range tc.writes {
+				if n, err := w.Write([]byte(s)); n != len(s) || err != nil {
+					t.Fatalf("Write = %d, %v", n, err)
+				}
+			}
+			select {
+			case <-w.seen:
+				if !tc.seen {
+					t.Fatal("seen, want not")
+				}
+			default:
+				if tc.seen {
+					t.Fatal("not seen")
+				}
+			}
+		})
+	}
 }

@@ -422,6 +422,9 @@ func (c *Client) Exec(ctx context.Context, cmd engine.Command) (engine.ExecResul
 	}
 	var stdout, stderr bytes.Buffer
 	sess.Stdout, sess.Stderr, sess.Stdin = &stdout, &stderr, cmd.Stdin
+	if cmd.Stdout != nil {
+		sess.Stdout = io.MultiWriter(&stdout, cmd.Stdout)
+	}
 
 	if err := sess.Start(cmd.Cmd); err != nil {
 		sess.Close()
