@@ -89,3 +89,13 @@ type StatusOptions struct {
 type Prober interface {
 	Probes() []string
 }
+
+// RootProber is a Prober whose probes are arbitrary queries (a readonly command) rather than reads
+// of the state the module itself manages: what they answer may depend on what earlier tasks waited
+// for. The engine reads them ahead only for a task that depends on no other task, which the run
+// could have started with anyway.
+type RootProber interface {
+	Prober
+	// ProbesAtRootOnly is a marker; it does nothing.
+	ProbesAtRootOnly()
+}

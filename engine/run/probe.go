@@ -90,6 +90,9 @@ func (r *Runner) prefetch(ctx context.Context, hosts []string) {
 		if _, ok := t.Module.New().(engine.Prober); !ok {
 			continue
 		}
+		if _, ok := t.Module.New().(engine.RootProber); ok && (t.Handler || len(r.pb.Graph.DependenciesOf(t.Name)) > 0) {
+			continue
+		}
 		ths, diags := r.pb.TaskHosts(t)
 		if diags.HasErrors() {
 			continue
@@ -147,7 +150,7 @@ func (r *Runner) prefetch(ctx context.Context, hosts []string) {
 			if err != nil || res.ExitCode != 0 {
 				return // the modules will read for themselves
 			}
-			results, err := parseProbeOutput(res.Stdout, cmds, token)
+			results, err := parseProbeOutput(res.Stdout, res.Stderr, cmds, token)
 			if err != nil {
 				r.emit(Event{Type: EventLog, Host: h, Summary: "probes read one by one: " + err.Error()})
 				return
@@ -159,53 +162,75 @@ func (r *Runner) prefetch(ctx context.Context, hosts []string) {
 	wg.Wait()
 }
 
-// probeScript runs the probes side by side, each in a subshell with its stdout, stderr and exit
-// status kept apart, then prints them in order, framed by lines that carry a random token:
-// "TOKEN o INDEX", stdout, "TOKEN e INDEX STATUS", stderr ... "TOKEN end". The framing is written
-// by the shell itself and the files are printed by one cat, so the script forks little beyond
-// the probes.
+// probeScript runs the probes one after the other, each in a subshell (a probe may exit), and
+// frames what each prints on the session's own two streams with lines that carry a random token:
+// stdout gets "TOKEN o INDEX", the probe's stdout, "TOKEN r INDEX STATUS"; stderr gets
+// "TOKEN e INDEX", the probe's stderr; both end with "TOKEN end". The framing is written by
+// shell builtins, so the script forks once per probe and runs nothing beyond the probes: no
+// temporary files, no cat. In sequence rather than side by side: probes are short reads, and on
+// a busy host the extra processes of running them in parallel cost more than they save.
 func probeScript(cmds []string, token string) string {
 	var b strings.Builder
-	b.WriteString("d=$(mktemp -d) || exit 1; trap 'rm -rf \"$d\"' EXIT\n")
 	for i, c := range cmds {
-		fmt.Fprintf(&b, "{ (\n%s\n) </dev/null >\"$d/%05d.2\" 2>\"$d/%05d.4\"; echo $? >\"$d/%05d.r\"; } &\n", c, i, i, i)
+		fmt.Fprintf(&b, "printf '\\n%s o %d\\n'; printf '\\n%s e %d\\n' >&2; (\n%s\n) </dev/null; printf '\\n%s r %d %%s\\n' $?\n", token, i, token, i, c, token, i)
 	}
-	b.WriteString("wait\n")
-	for i := range cmds {
-		fmt.Fprintf(&b, "printf '\\n%s o %d\\n' >\"$d/%05d.1\"; read r <\"$d/%05d.r\"; printf '\\n%s e %d %%s\\n' \"$r\" >\"$d/%05d.3\"\n", token, i, i, i, token, i, i)
-	}
-	fmt.Fprintf(&b, "printf '\\n%s end\\n' >\"$d/99999.9\"; cat \"$d\"/?????.[1-49]\n", token)
+	fmt.Fprintf(&b, "printf '\\n%s end\\n'; printf '\\n%s end\\n' >&2\n", token, token)
 	return b.String()
 }
 
-// parseProbeOutput reads what probeScript printed.
-func parseProbeOutput(out []byte, cmds []string, token string) (map[string]engine.ExecResult, error) {
+// probeSections splits one stream of probeScript's output into its sections, keyed by kind and
+// index ("o 3", "e 3"), and returns the status lines ("r 3 0") in order.
+func probeSections(out []byte, token string) (map[string]string, []string, error) {
+	parts := strings.Split(string(out), "\n"+token+" ")
+	// parts[0] is empty (the stream starts with a marker), the last part is "end\n"
+	if len(parts) < 2 || parts[0] != "" || parts[len(parts)-1] != "end\n" {
+		return nil, nil, fmt.Errorf("probe output cut short")
+	}
+	sections := map[string]string{}
+	var statuses []string
+	for _, p := range parts[1 : len(parts)-1] {
+		head, body, ok := strings.Cut(p, "\n")
+		f := strings.Fields(head)
+		switch {
+		case !ok:
+			return nil, nil, fmt.Errorf("unexpected probe section %q", head)
+		case len(f) == 3 && f[0] == "r" && body == "":
+			statuses = append(statuses, head)
+		case len(f) == 2 && (f[0] == "o" || f[0] == "e"):
+			sections[head] = body
+		default:
+			return nil, nil, fmt.Errorf("unexpected probe section %q", head)
+		}
+	}
+	return sections, statuses, nil
+}
+
+// parseProbeOutput reads what probeScript printed on stdout and stderr.
+func parseProbeOutput(stdout, stderr []byte, cmds []string, token string) (map[string]engine.ExecResult, error) {
+	outs, statuses, err := probeSections(stdout, token)
+	if err != nil {
+		return nil, err
+	}
+	errs, _, err := probeSections(stderr, token)
+	if err != nil {
+		return nil, fmt.Errorf("stderr: %w", err)
+	}
+	if len(statuses) != len(cmds) || len(outs) != len(cmds) || len(errs) != len(cmds) {
+		return nil, fmt.Errorf("probe output has %d statuses, %d outputs and %d error outputs, want %d of each", len(statuses), len(outs), len(errs), len(cmds))
+	}
 	results := make(map[string]engine.ExecResult, len(cmds))
-	text := string(out)
-	marker := "\n" + token + " "
-	parts := strings.Split(text, marker)
-	if len(parts) < 2 || parts[len(parts)-1] != "end\n" {
-		return nil, fmt.Errorf("probe output cut short")
-	}
-	// parts[0] is empty (the output starts with a marker); then pairs of "o I\n<stdout>" and
-	// "e I STATUS\n<stderr>", then "end\n"
-	body := parts[1 : len(parts)-1]
-	if len(body) != 2*len(cmds) {
-		return nil, fmt.Errorf("probe output has %d sections, want %d", len(body), 2*len(cmds))
-	}
-	for k := 0; k < len(body); k += 2 {
-		oh, stdout, ok1 := strings.Cut(body[k], "\n")
-		eh, stderr, ok2 := strings.Cut(body[k+1], "\n")
-		of, ef := strings.Fields(oh), strings.Fields(eh)
-		if !ok1 || !ok2 || len(of) != 2 || len(ef) != 3 || of[0] != "o" || ef[0] != "e" || of[1] != ef[1] {
-			return nil, fmt.Errorf("unexpected probe section %q / %q", oh, eh)
+	for i, st := range statuses {
+		f := strings.Fields(st)
+		rc, err := strconv.Atoi(f[2])
+		if err != nil || f[1] != strconv.Itoa(i) {
+			return nil, fmt.Errorf("unexpected probe status %q", st)
 		}
-		idx, err1 := strconv.Atoi(of[1])
-		rc, err2 := strconv.Atoi(ef[2])
-		if err1 != nil || err2 != nil || idx < 0 || idx >= len(cmds) {
-			return nil, fmt.Errorf("unexpected probe section %q / %q", oh, eh)
+		o, ok1 := outs["o "+f[1]]
+		e, ok2 := errs["e "+f[1]]
+		if !ok1 || !ok2 {
+			return nil, fmt.Errorf("probe %d has no output section", i)
 		}
-		results[cmds[idx]] = engine.ExecResult{Stdout: []byte(stdout), Stderr: []byte(stderr), ExitCode: rc}
+		results[cmds[i]] = engine.ExecResult{Stdout: []byte(o), Stderr: []byte(e), ExitCode: rc}
 	}
 	return results, nil
 }

@@ -30,13 +30,25 @@ func TestProbeScript(t *testing.T) {
 		`true`,
 	}
 	const token = "RBPROBE-0123456789abcdef"
-	out, err := exec.Command("bash", "-c", probeScript(cmds, token)).Output()
-	if err != nil {
+	for _, shell := range []string{"bash", "dash"} {
+		if _, err := exec.LookPath(shell); err != nil {
+			t.Logf("%s: not installed", shell)
+			continue
+		}
+		t.Run(shell, func(t *testing.T) { testProbeScript(t, shell, cmds, token) })
+	}
+}
+
+func testProbeScript(t *testing.T, shell string, cmds []string, token string) {
+	var out, errOut bytes.Buffer
+	c := exec.Command(shell, "-c", probeScript(cmds, token))
+	c.Stdout, c.Stderr = &out, &errOut
+	if err := c.Run(); err != nil {
 		t.Fatal(err)
 	}
-	got, err := parseProbeOutput(out, cmds, token)
+	got, err := parseProbeOutput(out.Bytes(), errOut.Bytes(), cmds, token)
 	if err != nil {
-		t.Fatalf("parse: %v\n%q", err, out)
+		t.Fatalf("parse: %v\n%q\n%q", err, out.String(), errOut.String())
 	}
 	want := map[string]engine.ExecResult{
 		cmds[0]: {Stdout: []byte("hello\nworld\n"), Stderr: []byte{}},
@@ -48,8 +60,11 @@ func TestProbeScript(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("results (-want +got):\n%s", diff)
 	}
-	if _, err := parseProbeOutput(out[:len(out)-5], cmds, token); err == nil {
+	if _, err := parseProbeOutput(out.Bytes()[:out.Len()-5], errOut.Bytes(), cmds, token); err == nil {
 		t.Error("a cut output parsed without error")
+	}
+	if _, err := parseProbeOutput(out.Bytes(), errOut.Bytes()[:errOut.Len()-5], cmds, token); err == nil {
+		t.Error("a cut error output parsed without error")
 	}
 }
 
@@ -147,5 +162,61 @@ func TestPrefetch(t *testing.T) {
 	}
 	if len(sh.execs) != 1 {
 		t.Errorf("no-op apply ran %d remote commands, want 1 (all probes in one):\n%s", len(sh.execs), strings.Join(sh.execs, "\n---\n"))
+	}
+}
+
+// query is a readonly query: a RootProber.
+type query struct {
+	Cmd string `hcl:"cmd,attr"`
+}
+
+func (q *query) Probes() []string  { return []string{q.Cmd} }
+func (q *query) ProbesAtRootOnly() {}
+func (q *query) Run(ctx context.Context, t *engine.Target) (engine.Outcome, error) {
+	out, err := engine.Run(ctx, t.Conn(), q.Cmd)
+	return engine.Outcome{Summary: strings.TrimSpace(string(out))}, err
+}
+
+// TestPrefetchRootOnly: the probes of a RootProber are read ahead only when its task depends on
+// no other task.
+func TestPrefetchRootOnly(t *testing.T) {
+	dir := t.TempDir()
+	play := filepath.Join(dir, "play.hcl")
+	f := filepath.Join(dir, "f")
+	os.WriteFile(f, []byte("here\n"), 0o644)
+	src := fmt.Sprintf(`host "local" { address = "127.0.0.1" }
+task "root_query" {
+  query { cmd = "echo root" }
+}
+task "m" {
+  marker { path = %q }
+}
+task "later_query" {
+  depends_on = [task.m]
+  query { cmd = "echo later" }
+}
+`, f)
+	os.WriteFile(play, []byte(src), 0o644)
+	reg := engine.NewRegistry(
+		engine.ModuleInfo{Name: "marker", New: func() engine.Module { return &marker{} }},
+		engine.ModuleInfo{Name: "query", New: func() engine.Module { return &query{} }},
+	)
+	pb, diags := config.Load(config.Options{Playbook: play, Registry: reg})
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	sh := &localShell{}
+	rc, err := New(pb, Options{Mode: Apply, Connector: ConnectorFunc(func(context.Context, *config.Host) (engine.Conn, error) { return sh, nil })}).Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc.Changed != 0 || rc.OK != 3 {
+		t.Fatalf("apply: %+v", rc)
+	}
+	if len(sh.execs) != 2 || sh.execs[1] != "echo later" {
+		t.Fatalf("want the batch (root query and marker) then the later query alone, got %d commands:\n%s", len(sh.execs), strings.Join(sh.execs, "\n---\n"))
+	}
+	if !strings.Contains(sh.execs[0], "echo root") || strings.Contains(sh.execs[0], "echo later") {
+		t.Errorf("batch:\n%s", sh.execs[0])
 	}
 }

@@ -127,6 +127,23 @@ func (m *Command) Run(ctx context.Context, t *engine.Target) (engine.Outcome, er
 	return out, nil
 }
 
+// Probes returns the guard command, which only reads, and a readonly command that takes no input
+// and has no timeout: the engine may run them ahead, with the other checks of the host, in one
+// round trip (only for a task that depends on no other task: see engine.RootProber).
+func (m *Command) Probes() []string {
+	var out []string
+	if g := m.GuardCommand(); g != "" {
+		out = append(out, g)
+	}
+	if m.Readonly && m.Stdin == "" && m.Timeout == "" && strings.TrimSpace(m.Cmd) != "" {
+		out = append(out, m.cd()+m.Cmd)
+	}
+	return out
+}
+
+// ProbesAtRootOnly marks the command's probes as arbitrary queries (engine.RootProber).
+func (m *Command) ProbesAtRootOnly() {}
+
 // GuardCommand returns the one read-only command that evaluates the guards: it prints "run" when
 // the command must run, or the guard that says it is already done. Empty when there is no guard.
 func (m *Command) GuardCommand() string {

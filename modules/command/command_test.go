@@ -171,3 +171,28 @@ func TestGuardCommandShell(t *testing.T) {
 		}
 	}
 }
+
+func TestProbes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		m    Command
+		want int
+	}{
+		{"plain command: nothing to read ahead", Command{Cmd: "make install"}, 0},
+		{"guarded: the guard", Command{Cmd: "make install", Creates: "/opt/x"}, 1},
+		{"readonly: the query", Command{Cmd: "cat /etc/os-release", Readonly: true}, 1},
+		{"readonly with input: never ahead", Command{Cmd: "cat", Readonly: true, Stdin: "secret"}, 0},
+		{"readonly with a timeout: never ahead", Command{Cmd: "sleep 1", Readonly: true, Timeout: "5s"}, 0},
+		{"readonly and guarded: both", Command{Cmd: "cat x", Readonly: true, Unless: "false"}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := tc.m.Probes()
+			if len(got) != tc.want {
+				t.Fatalf("Probes() = %q, want %d", got, tc.want)
+			}
+			if tc.m.Readonly && tc.want > 0 && got[len(got)-1] != tc.m.cd()+tc.m.Cmd {
+				t.Errorf("the query probe %q is not the command Run executes", got[len(got)-1])
+			}
+		})
+	}
+}
