@@ -32,7 +32,21 @@ const (
 	opFresh   = "fresh"
 	opNoop    = "noop"
 	opReplace = "replace"
+	// opFloor is runbook running one `true` on every host (readonly command): start, load,
+	// connect, lock, one round trip. What a no-op costs beyond it is the playbook's own reads.
+	opFloor = "floor"
 )
+
+// floorPlaybook is the playbook of opFloor.
+const floorPlaybook = `# runbook's floor on this lab: connect, lock, one round trip per host.
+task "floor" {
+  on = group.redis
+  command {
+    cmd      = "true"
+    readonly = true
+  }
+}
+`
 
 // replacedHost is the host killed and brought back with an empty disk in a replacement.
 const replacedHost = "node2"
@@ -76,6 +90,7 @@ type bench struct {
 	n     int
 	addrs []string // node addresses in order node1..nodeN
 	log   io.Writer
+	floor string // the file holding floorPlaybook, written on first use
 }
 
 // chain is a sequence of procedures that starts from wiped hosts and yields samples.
@@ -147,6 +162,11 @@ func measureHosts(ctx context.Context, cfg options, n int, w io.Writer) (HostSet
 	for _, h := range lab.Nodes() {
 		b.addrs = append(b.addrs, h.Address)
 	}
+	defer func() {
+		if b.floor != "" {
+			os.Remove(b.floor)
+		}
+	}()
 	chains := b.chains()
 	for r := 0; r < cfg.runs; r++ {
 		for i := range chains {
@@ -231,6 +251,11 @@ func (b *bench) runbookChain(ctx context.Context, round int) ([]Sample, error) {
 		return out, fmt.Errorf("no-op apply changed %d", rc.Changed)
 	}
 	out = append(out, b.sample(toolRunbook, opNoop, round, p))
+
+	if p, err = b.runFloor(ctx); err != nil {
+		return out, fmt.Errorf("floor: %w", err)
+	}
+	out = append(out, b.sample(toolRunbook, opFloor, round, p))
 
 	if err := b.loseNode2(ctx); err != nil {
 		return out, err
@@ -474,6 +499,37 @@ func (b *bench) apply(ctx context.Context) (procResult, recap, error) {
 		return p, rc, fmt.Errorf("%d tasks failed\n%s", rc.Failed, lastLines(p.output, 15))
 	}
 	return p, rc, nil
+}
+
+// runFloor applies floorPlaybook: the same process, connections and lock as any run, one `true`
+// per host.
+func (b *bench) runFloor(ctx context.Context) (procResult, error) {
+	if b.floor == "" {
+		f, err := os.CreateTemp("", "runbook-floor-*.hcl")
+		if err != nil {
+			return procResult{}, fmt.Errorf("floor playbook: %w", err)
+		}
+		_, err = f.WriteString(floorPlaybook)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return procResult{}, fmt.Errorf("floor playbook: %w", err)
+		}
+		b.floor = f.Name()
+	}
+	p, err := b.exec(ctx, nil, b.cfg.runbook, "apply", "--json", "-i", b.lab.InventoryPath(), b.floor)
+	if err != nil {
+		return p, err
+	}
+	rc, err := parseRecap(p.output)
+	if err != nil {
+		return p, err
+	}
+	if rc.Failed != 0 || rc.OK != b.n {
+		return p, fmt.Errorf("want %d ok results, got %+v\n%s", b.n, rc, lastLines(p.output, 15))
+	}
+	return p, nil
 }
 
 // parseRecap finds the recap line in runbook's JSON lines.

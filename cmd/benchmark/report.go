@@ -126,7 +126,7 @@ func (s HostSet) keys() []key {
 			ks = append(ks, k)
 		}
 	}
-	opOrder := map[string]int{opFresh: 0, opNoop: 1, opReplace: 2}
+	opOrder := map[string]int{opFresh: 0, opNoop: 1, opFloor: 2, opReplace: 3}
 	toolOrder := func(t string) int {
 		switch {
 		case t == toolRunbook:
@@ -181,6 +181,7 @@ var opNames = map[string]string{
 	opFresh:   "fresh install",
 	opNoop:    "re-run, nothing to change",
 	opReplace: "replace a wiped host",
+	opFloor:   "floor: one `true` on every host",
 }
 
 func printSummary(w io.Writer, s HostSet) {
@@ -315,6 +316,9 @@ func markdown(r Results, profile string) string {
 	p("Operations, each timed as the wall clock of the procedure's process:\n\n")
 	p("- *fresh install*: every host was killed and booted again with empty redis folders (sshd only).\n")
 	p("- *re-run*: the same command again right after, nothing to change.\n")
+	p("- *floor*: runbook applying a playbook of one task, a readonly `true` on every host: the process,\n")
+	p("  the SSH connections, the run lock and one round trip per host, nothing else. What the re-run costs\n")
+	p("  beyond it is the reading of the playbook's state. It is a reference, not a target.\n")
 	p("- *replace a wiped host*: on the cluster the procedure built, node2 is killed; once CLUSTER NODES\n")
 	p("  shows node2's instances failed and no failed master owning slots, node2 boots again with an empty\n")
 	p("  disk; then the procedure runs until the layout is restored (runbook: and every replica synced).\n\n")
