@@ -41,7 +41,9 @@ when there is nothing to do). The guards are evaluated with one remote command, 
 so plan says "will run: ..." only when the command would really run.
 
 A command that only reads (a query whose output later tasks use) sets ` + "`readonly = true`" + `: it runs
-in plan too and never counts as a change.
+in plan too and never counts as a change. When its task depends on no other task and it has no
+` + "`stdin`" + ` and no ` + "`timeout`" + `, it may run before the tasks start, together with the host's other
+read-only checks in one round trip (as the run could have started with it anyway).
 
 An exit code not in ` + "`ok_codes`" + ` fails the task, with the first lines of stderr in the error.
 
