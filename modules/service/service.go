@@ -150,15 +150,27 @@ func (m *Service) Run(ctx context.Context, t *engine.Target) (engine.Outcome, er
 }
 
 // ProbeCommand returns the one read-only command that detects the backend (for auto) and reads the
-// daemon's state.
+// daemon's state. It runs on every check of an unchanged host, so it runs as few programs as it
+// can, in POSIX sh (bash and dash):
+//   - systemd: systemctl is-active and is-enabled, one process each. A single systemctl show of
+//     ActiveState and UnitFileState would not answer the same: it reports the state of the unit an
+//     alias points to instead of "alias", knows nothing of the SysV scripts is-enabled consults,
+//     and reads the manager's cached state rather than the unit files.
+//   - process: the pid is every digit of the pidfile, collected by builtins (read, parameter
+//     expansion); kill -0 is a builtin; only the NUL-separated /proc/PID/cmdline needs a program
+//     (no POSIX builtin keeps NUL bytes), and that tr replaces the shell (exec) instead of forking.
+//     When /proc/PID/cmdline cannot be opened (the process just exited), "command exec" fails
+//     without leaving the shell and the output is the same "cmdline=" line as before.
 func (m *Service) ProbeCommand() string {
 	systemd := "echo backend=systemd; " +
 		"echo active=$(systemctl is-active -- " + engine.ShellQuote(m.Name) + " 2>/dev/null); " +
 		"echo enabled=$(systemctl is-enabled -- " + engine.ShellQuote(m.Name) + " 2>/dev/null)"
 	process := "echo backend=process"
 	if m.Pidfile != "" {
-		process += "; pid=$(cat -- " + engine.ShellQuote(m.Pidfile) + ` 2>/dev/null | tr -dc 0-9); echo pid=$pid; ` +
-			`if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then printf cmdline=; tr '\0' ' ' < /proc/$pid/cmdline; echo; fi`
+		process += `; pid=; while read -r l || [ -n "$l" ]; do while [ -n "$l" ]; do ` +
+			`pid=$pid${l%%[!0-9]*}; l=${l#"${l%%[!0-9]*}"}; l=${l#"${l%%[0-9]*}"}; done; ` +
+			`done 2>/dev/null < ` + engine.ShellQuote(m.Pidfile) + `; echo pid=$pid; ` +
+			`if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then printf cmdline=; command exec tr '\0' ' ' < /proc/$pid/cmdline; echo; fi`
 	}
 	switch m.Backend {
 	case "systemd":

@@ -1,7 +1,10 @@
 package service
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,11 +14,14 @@ import (
 	"github.com/runbook/runbook/modules/internal/moduletest"
 )
 
+// Exact outputs of the process probe (see TestProbeShell): tr, which prints the command line,
+// replaces the shell, so nothing follows it.
 const (
-	running = "backend=process\npid=42\ncmdline=/usr/bin/redis-server 127.0.0.1:6379 \n"
+	running = "backend=process\npid=42\ncmdline=/usr/bin/redis-server 127.0.0.1:6379 "
 	stale   = "backend=process\npid=42\n"
 	none    = "backend=process\npid=\n"
-	reused  = "backend=process\npid=42\ncmdline=bash \n"
+	reused  = "backend=process\npid=42\ncmdline=bash "
+	zombie  = "backend=process\npid=42\ncmdline="
 )
 
 func proc(state string) Service {
@@ -23,7 +29,7 @@ func proc(state string) Service {
 }
 
 func TestProcess(t *testing.T) {
-	const probe = `^if \[ -d /run/systemd/system \]; then .*; else echo backend=process; pid=\$\(cat -- /run/redis/a\.pid `
+	const probe = `^if \[ -d /run/systemd/system \]; then .*; else echo backend=process; pid=; while read -r l .* done 2>/dev/null < /run/redis/a\.pid; echo pid=\$pid; .*; command exec tr `
 	const start = `^e=\$\(mktemp\) \|\| exit 1; if \(\nredis-server /etc/redis/a\.conf\n\) </dev/null`
 	tests := []struct {
 		name        string
@@ -66,6 +72,14 @@ func TestProcess(t *testing.T) {
 			probes:      []string{reused, running},
 			wantCmds:    []string{probe, start, probe},
 			wantChanges: []string{"start /run/redis/a.pid: redis-server /etc/redis/a.conf"},
+		},
+		{
+			name:        "zombie is not running",
+			mod:         proc("started"),
+			probes:      []string{zombie, running},
+			wantCmds:    []string{probe, start, probe},
+			wantChanges: []string{"start /run/redis/a.pid: redis-server /etc/redis/a.conf"},
+			wantSummary: "started /run/redis/a.pid",
 		},
 		{
 			name:     "start never comes up",
@@ -217,32 +231,134 @@ func TestSystemd(t *testing.T) {
 	}
 }
 
-// TestProbeShell runs the process probe with the local shell against a real pidfile.
+// referenceProbe is the process probe as it was written with cat, tr and a command substitution
+// (three programs, four processes): the builtin-based ProbeCommand must read exactly the same.
+func referenceProbe(pidfile string) string {
+	return "echo backend=process; pid=$(cat -- " + engine.ShellQuote(pidfile) + ` 2>/dev/null | tr -dc 0-9); echo pid=$pid; ` +
+		`if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then printf cmdline=; tr '\0' ' ' < /proc/$pid/cmdline; echo; fi`
+}
+
+// shells are the POSIX shells present here: the probe runs in the login shell (bash on Debian)
+// and is promised to work with sh -c (dash).
+func shells(t *testing.T) []string {
+	var found []string
+	for _, sh := range []string{"sh", "bash", "dash"} {
+		if _, err := exec.LookPath(sh); err == nil {
+			found = append(found, sh)
+		}
+	}
+	if len(found) == 0 {
+		t.Skip("no shell")
+	}
+	return found
+}
+
+// startProcess starts a real process that the test ends; it returns its pid.
+func startProcess(t *testing.T, name string, args ...string) int {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	return cmd.Process.Pid
+}
+
+// TestProbeShell runs the process probe with the local shells against real pidfiles and
+// processes, and compares its exact output and what parseProbe makes of it with the reference.
 func TestProbeShell(t *testing.T) {
 	dir := t.TempDir()
-	m := Service{Backend: "process", Pidfile: dir + "/p.pid"}
-	run := func() probe {
-		out, err := exec.Command("sh", "-c", m.ProbeCommand()).Output()
+	live := itoa(startProcess(t, "sleep", "60"))
+	spaced := itoa(startProcess(t, "sh", "-c", "sleep 61; exit 0"))
+	// A process that exited and was reaped: its pid is (almost surely) free.
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	stale := itoa(dead.Process.Pid)
+	// A zombie: alive for kill -0, with an empty command line.
+	zc := exec.Command("true")
+	if err := zc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { zc.Wait() })
+	zombie := itoa(zc.Process.Pid)
+	for {
+		b, err := os.ReadFile("/proc/" + zombie + "/stat")
 		if err != nil {
 			t.Fatal(err)
 		}
-		return parseProbe(string(out))
+		if f := strings.Fields(string(b)); len(f) > 2 && f[2] == "Z" {
+			break
+		}
+		runtime.Gosched()
 	}
-	if p := run(); p.pid != "" || p.alive || p.backend != "process" {
-		t.Errorf("no pidfile: %+v", p)
+
+	tests := []struct {
+		name    string
+		content *string // nil: no pidfile
+		isDir   bool
+		want    string // exact output
+		wantP   probe
+	}{
+		{name: "no pidfile", want: "backend=process\npid=\n", wantP: probe{backend: "process"}},
+		{name: "pidfile is a directory", isDir: true, want: "backend=process\npid=\n", wantP: probe{backend: "process"}},
+		{name: "empty", content: ptr(""), want: "backend=process\npid=\n", wantP: probe{backend: "process"}},
+		{name: "garbage", content: ptr("none\n"), want: "backend=process\npid=\n", wantP: probe{backend: "process"}},
+		{name: "live", content: ptr(live + "\n"), want: "backend=process\npid=" + live + "\ncmdline=sleep 60 ",
+			wantP: probe{backend: "process", pid: live, cmdline: "sleep 60", alive: true}},
+		{name: "live without newline", content: ptr(live), want: "backend=process\npid=" + live + "\ncmdline=sleep 60 ",
+			wantP: probe{backend: "process", pid: live, cmdline: "sleep 60", alive: true}},
+		{name: "live with blanks and CRLF", content: ptr("  " + live + " \r\n"), want: "backend=process\npid=" + live + "\ncmdline=sleep 60 ",
+			wantP: probe{backend: "process", pid: live, cmdline: "sleep 60", alive: true}},
+		{name: "digits over several lines", content: ptr(live[:1] + "\nx" + live[1:] + "\n"), want: "backend=process\npid=" + live + "\ncmdline=sleep 60 ",
+			wantP: probe{backend: "process", pid: live, cmdline: "sleep 60", alive: true}},
+		{name: "arguments with spaces", content: ptr(spaced + "\n"), want: "backend=process\npid=" + spaced + "\ncmdline=sh -c sleep 61; exit 0 ",
+			wantP: probe{backend: "process", pid: spaced, cmdline: "sh -c sleep 61; exit 0", alive: true}},
+		{name: "stale", content: ptr(stale + "\n"), want: "backend=process\npid=" + stale + "\n", wantP: probe{backend: "process", pid: stale}},
+		{name: "zombie", content: ptr(zombie + "\n"), want: "backend=process\npid=" + zombie + "\ncmdline=",
+			wantP: probe{backend: "process", pid: zombie, alive: true}},
 	}
-	sleep := exec.Command("sleep", "60")
-	if err := sleep.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer sleep.Wait()
-	defer sleep.Process.Kill()
-	if err := exec.Command("sh", "-c", "echo "+itoa(sleep.Process.Pid)+" > "+m.Pidfile).Run(); err != nil {
-		t.Fatal(err)
-	}
-	if p := run(); !p.alive || p.cmdline != "sleep 60" || p.pid != itoa(sleep.Process.Pid) {
-		t.Errorf("live process: %+v", p)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pidfile := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "_")+".pid")
+			switch {
+			case tt.isDir:
+				if err := os.Mkdir(pidfile, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			case tt.content != nil:
+				if err := os.WriteFile(pidfile, []byte(*tt.content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			m := Service{Backend: "process", Pidfile: pidfile}
+			for _, sh := range shells(t) {
+				out, err := exec.Command(sh, "-c", m.ProbeCommand()).Output()
+				if err != nil {
+					t.Fatalf("%s: probe: %v", sh, err)
+				}
+				if string(out) != tt.want {
+					t.Errorf("%s: output %q, want %q", sh, out, tt.want)
+				}
+				if got := parseProbe(string(out)); got != tt.wantP {
+					t.Errorf("%s: parsed %+v, want %+v", sh, got, tt.wantP)
+				}
+				ref, err := exec.Command(sh, "-c", referenceProbe(pidfile)).Output()
+				if err != nil {
+					t.Fatalf("%s: reference probe: %v", sh, err)
+				}
+				if got, want := parseProbe(string(out)), parseProbe(string(ref)); got != want {
+					t.Errorf("%s: parsed %+v, the reference probe %+v", sh, got, want)
+				}
+			}
+		})
 	}
 }
+
+func ptr(s string) *string { return &s }
 
 func itoa(i int) string { return strconv.Itoa(i) }
