@@ -57,9 +57,11 @@ func (m *Package) Validate() error {
 	return errors.Join(errs...)
 }
 
-// QueryCommand returns the read-only command that lists the state of the packages.
+// QueryCommand returns the read-only command that lists the state of the packages. dpkg-query
+// replaces the shell (exec), so the one program it takes costs no fork in any shell (dash forks
+// for the last command of sh -c otherwise); nothing may be appended to the command.
 func (m *Package) QueryCommand() string {
-	return `dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' ` + quoteAll(m.Names)
+	return `exec dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' ` + quoteAll(m.Names)
 }
 
 // Run installs the missing packages.

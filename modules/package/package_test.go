@@ -1,6 +1,8 @@
 package pkg
 
 import (
+	"errors"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -10,7 +12,7 @@ import (
 )
 
 func TestRun(t *testing.T) {
-	const query = `^dpkg-query -W -f='\$\{Package\} \$\{db:Status-Abbrev\}\\n' redis-server redis-tools$`
+	const query = `^exec dpkg-query -W -f='\$\{Package\} \$\{db:Status-Abbrev\}\\n' redis-server redis-tools$`
 	const install = `^DEBIAN_FRONTEND=noninteractive apt-get install -y -q .* redis-tools$`
 	const update = `^DEBIAN_FRONTEND=noninteractive apt-get update -q$`
 	tests := []struct {
@@ -88,7 +90,7 @@ func TestRun(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			installs := tt.installErrs
 			c := enginetest.NewConn().
-				On(`^dpkg-query `, enginetest.Reply(tt.query, tt.queryExit)).
+				On(`^exec dpkg-query `, enginetest.Reply(tt.query, tt.queryExit)).
 				On(`apt-get update`, enginetest.Reply("", 0)).
 				On(`apt-get install`, func(enginetest.Call) (engine.ExecResult, error) {
 					if len(installs) == 0 {
@@ -113,5 +115,33 @@ func TestMissing(t *testing.T) {
 	got := Missing([]string{"a", "b:amd64", "c", "d"}, "a ii \nb ii \nc rc \n")
 	if strings.Join(got, ",") != "c,d" {
 		t.Errorf("Missing = %q, want [c d]", got)
+	}
+}
+
+// TestQueryShell runs the query with the local shells and dpkg-query against this machine's
+// package database: one package that a Debian system always has, one that no system has.
+func TestQueryShell(t *testing.T) {
+	if _, err := exec.LookPath("dpkg-query"); err != nil {
+		t.Skip("no dpkg-query")
+	}
+	m := Package{Names: []string{"dash", "runbook-no-such-package"}}
+	for _, sh := range []string{"sh", "bash", "dash"} {
+		if _, err := exec.LookPath(sh); err != nil {
+			continue
+		}
+		t.Run(sh, func(t *testing.T) {
+			out, err := exec.Command(sh, "-c", m.QueryCommand()).Output()
+			// dpkg-query exits 1 for a package it does not know; Run reads that as missing.
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+				t.Fatalf("query: %v, want exit status 1", err)
+			}
+			if string(out) != "dash ii \n" {
+				t.Errorf("output %q, want %q", out, "dash ii \n")
+			}
+			if got := Missing(m.Names, string(out)); strings.Join(got, ",") != "runbook-no-such-package" {
+				t.Errorf("Missing = %q, want [runbook-no-such-package]", got)
+			}
+		})
 	}
 }
