@@ -108,7 +108,7 @@ func (m *Directory) Run(ctx context.Context, t *engine.Target) (engine.Outcome, 
 		return engine.Outcome{}, err
 	}
 	out := engine.Outcome{Outputs: map[string]cty.Value{"path": cty.StringVal(m.Path)}}
-	st, err := hostfile.Probe(ctx, t.Conn(), m.Path)
+	st, err := m.probe(ctx, t.Conn())
 	if err != nil {
 		return out, err
 	}
@@ -153,6 +153,30 @@ func (m *Directory) Run(ctx context.Context, t *engine.Target) (engine.Outcome, 
 	return out, fmt.Errorf("%s exists on the host and is not a directory", m.Path)
 }
 
+// ProbeCommand returns the one read-only command that reads the path: for a directory, one stat
+// that replaces the shell (exec: no fork), printing what hostfile.ParseProbe reads (the "-" stands
+// where a file's digest would be); "absent" when
+// nothing is there, and "other" for anything else, which the module refuses alike whatever it is,
+// so a file in the way is neither stat'ed nor hashed. The tests are shell builtins.
+func (m *Directory) ProbeCommand() string {
+	return "p=" + engine.ShellQuote(m.Path) + `; ` +
+		`if [ -d "$p" ]; then exec stat -L -c "directory %a %U %G %u %g %s -" -- "$p"; ` +
+		`elif [ -e "$p" ] || [ -L "$p" ]; then echo other; else echo absent; fi`
+}
+
+// probe reads the state of the path with ProbeCommand.
+func (m *Directory) probe(ctx context.Context, c engine.Conn) (hostfile.State, error) {
+	out, err := engine.Run(ctx, c, m.ProbeCommand())
+	if err != nil {
+		return hostfile.State{}, fmt.Errorf("inspect %s: %w", m.Path, err)
+	}
+	st, err := hostfile.ParseProbe(string(out))
+	if err != nil {
+		return hostfile.State{}, fmt.Errorf("inspect %s: %w", m.Path, err)
+	}
+	return st, nil
+}
+
 func (m *Directory) attrs() hostfile.Attrs {
 	return hostfile.Attrs{Mode: m.Mode, Owner: m.Owner, Group: m.Group}
 }
@@ -163,6 +187,6 @@ var (
 )
 
 // Probes implements engine.Prober: the one read of the path Run starts with.
-func (m *Directory) Probes() []string { return []string{hostfile.ProbeCommand(m.Path)} }
+func (m *Directory) Probes() []string { return []string{m.ProbeCommand()} }
 
 var _ engine.Prober = (*Directory)(nil)

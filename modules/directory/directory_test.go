@@ -1,9 +1,15 @@
 package directory
 
 import (
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/runbook/runbook/engine/enginetest"
+	"github.com/runbook/runbook/modules/internal/hostfile"
 	"github.com/runbook/runbook/modules/internal/moduletest"
 )
 
@@ -48,9 +54,9 @@ func TestRun(t *testing.T) {
 		{
 			name:     "file in the way",
 			mod:      Directory{Path: "/var/lib/redis", State: "present"},
-			probe:    "file 644 root root 0 0 1 2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881",
+			probe:    "other",
 			wantCmds: []string{`^p=`},
-			wantErr:  "is not a directory",
+			wantErr:  "/var/lib/redis exists on the host and is not a directory",
 		},
 		{
 			name:        "remove plan",
@@ -76,9 +82,9 @@ func TestRun(t *testing.T) {
 		{
 			name:     "remove refuses a file",
 			mod:      Directory{Path: "/var/lib/redis", State: "absent"},
-			probe:    "file 644 root root 0 0 1 2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881",
+			probe:    "other",
 			wantCmds: []string{`^p=`},
-			wantErr:  "is not a directory; refusing",
+			wantErr:  "/var/lib/redis exists and is not a directory; refusing to remove it",
 		},
 		{name: "refuse root", mod: Directory{Path: "/", State: "absent"}, wantErr: `refusing to remove "/"`},
 		{name: "refuse double slash", mod: Directory{Path: "//", State: "absent"}, wantErr: `refusing to remove "/"`},
@@ -99,3 +105,90 @@ func TestRun(t *testing.T) {
 		})
 	}
 }
+
+// TestProbeShell runs the probe with the local shells against real paths and compares what it
+// finds with the file modules' probe (hostfile.ProbeCommand), which also tells files from other
+// things and hashes them: the directory module treats both alike.
+func TestProbeShell(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "a file")
+	if err := os.WriteFile(file, []byte("x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, target := range map[string]string{"dangling": filepath.Join(dir, "missing"), "link to dir": dir} {
+		if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirLine := func(out string) string { // the group name and size vary by system
+		st, err := hostfile.ParseProbe(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return "directory 750 " + me.Username + " " + st.Group + " " + me.Uid + " " + me.Gid + " " + itoa(fi.Size()) + " -"
+	}
+	tests := []struct {
+		name string
+		path string
+		want string // exact output; "dir" for the directory line
+	}{
+		{"directory", dir, "dir"},
+		{"link to a directory", filepath.Join(dir, "link to dir"), "dir"},
+		{"absent", filepath.Join(dir, "nope"), "absent\n"},
+		{"regular file", file, "other\n"},
+		{"dangling link", filepath.Join(dir, "dangling"), "other\n"},
+		{"device", "/dev/null", "other\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := Directory{Path: tt.path}
+			for _, sh := range []string{"sh", "bash", "dash"} {
+				if _, err := exec.LookPath(sh); err != nil {
+					continue
+				}
+				b, err := exec.Command(sh, "-c", m.ProbeCommand()).Output()
+				if err != nil {
+					t.Fatalf("%s: probe: %v", sh, err)
+				}
+				out, want := string(b), tt.want
+				if want == "dir" {
+					want = dirLine(out) + "\n"
+				}
+				if out != want {
+					t.Errorf("%s: output %q, want %q", sh, out, want)
+				}
+				got, err := hostfile.ParseProbe(out)
+				if err != nil {
+					t.Fatalf("%s: %v", sh, err)
+				}
+				ref, err := exec.Command(sh, "-c", hostfile.ProbeCommand(tt.path)).Output()
+				if err != nil {
+					t.Fatalf("%s: reference probe: %v", sh, err)
+				}
+				wantSt, err := hostfile.ParseProbe(string(ref))
+				if err != nil {
+					t.Fatalf("%s: %v", sh, err)
+				}
+				if wantSt.Kind == hostfile.File {
+					wantSt = hostfile.State{Kind: hostfile.Other}
+				}
+				if got != wantSt {
+					t.Errorf("%s: state %+v, the file modules' probe %+v", sh, got, wantSt)
+				}
+			}
+		})
+	}
+}
+
+func itoa(i int64) string { return strconv.FormatInt(i, 10) }
