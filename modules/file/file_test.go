@@ -1,12 +1,17 @@
 package file
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/runbook/runbook/engine"
 	"github.com/runbook/runbook/engine/enginetest"
 	"github.com/runbook/runbook/modules/internal/moduletest"
 )
@@ -147,6 +152,82 @@ func TestRun(t *testing.T) {
 			r.CheckChanges(t, tt.wantChanges...)
 			if tt.wantStdin != "" && r.Calls[len(r.Calls)-1].Stdin != tt.wantStdin {
 				t.Errorf("uploaded %q, want %q", r.Calls[len(r.Calls)-1].Stdin, tt.wantStdin)
+			}
+		})
+	}
+}
+
+// localShell answers every command by running it with the local shell sh, as sshd would.
+func localShell(sh string) enginetest.Responder {
+	return func(call enginetest.Call) (engine.ExecResult, error) {
+		cmd := exec.Command(sh, "-c", call.Cmd)
+		cmd.Stdin = strings.NewReader(call.Stdin)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return engine.ExecResult{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitCode: ee.ExitCode()}, nil
+		}
+		return engine.ExecResult{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}, err
+	}
+}
+
+// TestProbeShell plans the module against real paths with the local shells running its commands:
+// the probe's real output leads to the decisions the table above makes from canned outputs, and
+// the first command Run sends is exactly the probe it declares (the one the engine reads ahead).
+func TestProbeShell(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	same := write("same", "hi\n", 0o644)
+	changed := write("changed", "old\n", 0o644)
+	drift := write("drift", "hi\n", 0o600)
+	dangling := filepath.Join(dir, "dangling")
+	if err := os.Symlink(filepath.Join(dir, "missing"), dangling); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name        string
+		mod         File
+		wantChanges []string
+		wantSummary string
+		wantErr     string
+	}{
+		{name: "up to date", mod: File{Dest: same, Content: ptr("hi\n"), Mode: "0644", State: "present"}, wantSummary: same + " is up to date"},
+		{name: "content differs", mod: File{Dest: changed, Content: ptr("hi\n"), State: "present"}, wantChanges: []string{"update " + changed}},
+		{name: "mode drift", mod: File{Dest: drift, Content: ptr("hi\n"), Mode: "0644", State: "present"}, wantChanges: []string{"set mode 0600 -> 0644 on " + drift}},
+		{name: "exists, content unmanaged", mod: File{Dest: changed, State: "present"}, wantSummary: changed + " is up to date"},
+		{name: "absent", mod: File{Dest: filepath.Join(dir, "nope"), Content: ptr("hi\n"), State: "present"}, wantChanges: []string{"create " + filepath.Join(dir, "nope")}},
+		{name: "directory in the way", mod: File{Dest: dir, Content: ptr("hi\n"), State: "present"}, wantErr: dir + " is a directory on the host"},
+		{name: "dangling link", mod: File{Dest: dangling, Content: ptr("hi\n"), State: "present"}, wantErr: dangling + " exists on the host and is not a regular file"},
+		{name: "remove", mod: File{Dest: same, State: "absent"}, wantChanges: []string{"remove " + same}},
+		{name: "remove refuses a directory", mod: File{Dest: dir, State: "absent"}, wantErr: dir + " is a directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, sh := range []string{"sh", "bash", "dash"} {
+				if _, err := exec.LookPath(sh); err != nil {
+					continue
+				}
+				c := enginetest.NewConn().On(``, localShell(sh))
+				r := moduletest.Run(&tt.mod, c, true, dir)
+				r.CheckErr(t, tt.wantErr)
+				r.CheckChanges(t, tt.wantChanges...)
+				if tt.wantSummary != "" && r.Outcome.Summary != tt.wantSummary {
+					t.Errorf("%s: summary %q, want %q", sh, r.Outcome.Summary, tt.wantSummary)
+				}
+				if len(r.Calls) == 0 || r.Calls[0].Cmd != tt.mod.Probes()[0] {
+					t.Errorf("%s: first command %v, want the declared probe %q", sh, r.Calls, tt.mod.Probes()[0])
+				}
 			}
 		})
 	}
