@@ -1,10 +1,13 @@
 package template
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -191,6 +194,86 @@ func TestRunErrors(t *testing.T) {
 			}
 			if len(tg.Changes()) != 0 {
 				t.Errorf("changes recorded on error: %v", tg.Changes())
+			}
+		})
+	}
+}
+
+// localShell answers every command by running it with the local shell sh, as sshd would.
+func localShell(sh string) enginetest.Responder {
+	return func(call enginetest.Call) (engine.ExecResult, error) {
+		cmd := exec.Command(sh, "-c", call.Cmd)
+		cmd.Stdin = strings.NewReader(call.Stdin)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return engine.ExecResult{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitCode: ee.ExitCode()}, nil
+		}
+		return engine.ExecResult{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}, err
+	}
+}
+
+// TestProbeShell plans the module against real files with the local shells running its commands:
+// the probe's real output leads to the right decision, and the first command Run sends is exactly
+// the probe it declares (the one the engine reads ahead).
+func TestProbeShell(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	vars := cty.ObjectVal(map[string]cty.Value{"port": cty.NumberIntVal(6379), "name": cty.StringVal("a")})
+	const src = "port ${port}\nname ${name}\n"
+	same := write("same.conf", rendered, 0o640)
+	changed := write("changed.conf", "port 1\n", 0o640)
+	drift := write("drift.conf", rendered, 0o644)
+	tests := []struct {
+		name        string
+		dest        string
+		wantChanges []string
+		wantSummary string
+		wantErr     string
+	}{
+		{name: "up to date", dest: same, wantSummary: same + " is up to date"},
+		{name: "content differs", dest: changed, wantChanges: []string{"update " + changed}},
+		{name: "mode drift", dest: drift, wantChanges: []string{"set mode 0644 -> 0640 on " + drift}},
+		{name: "absent", dest: filepath.Join(dir, "new.conf"), wantChanges: []string{"create " + filepath.Join(dir, "new.conf")}},
+		{name: "directory in the way", dest: dir, wantErr: dir + " is a directory on the host"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := Template{Content: src, Vars: vars, Dest: tt.dest, Mode: "0640"}
+			for _, sh := range []string{"sh", "bash", "dash"} {
+				if _, err := exec.LookPath(sh); err != nil {
+					continue
+				}
+				c := enginetest.NewConn().On(``, localShell(sh))
+				tg := engine.NewTarget(engine.TargetOptions{Host: engine.Host{Name: "node1"}, Conn: c, DryRun: true, Dir: dir})
+				out, err := m.Run(context.Background(), tg)
+				if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+					t.Fatalf("%s: err = %v, want %q", sh, err, tt.wantErr)
+				}
+				var got []string
+				for _, ch := range tg.Changes() {
+					got = append(got, ch.Summary)
+				}
+				if strings.Join(got, "\n") != strings.Join(tt.wantChanges, "\n") {
+					t.Errorf("%s: changes %q, want %q", sh, got, tt.wantChanges)
+				}
+				if tt.wantSummary != "" && out.Summary != tt.wantSummary {
+					t.Errorf("%s: summary %q, want %q", sh, out.Summary, tt.wantSummary)
+				}
+				if calls := c.Calls(); len(calls) == 0 || calls[0].Cmd != m.Probes()[0] {
+					t.Errorf("%s: first command %v, want the declared probe %q", sh, calls, m.Probes()[0])
+				}
 			}
 		})
 	}
