@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -20,11 +21,14 @@ import (
 // dialFunc opens a TCP connection to addr on behalf of the named inventory host.
 type dialFunc func(ctx context.Context, host, addr string) (net.Conn, error)
 
-// clients holds one plain go-redis client per declared instance for the length of a run.
+// clients holds one plain go-redis client per declared instance for the length of a run. Each
+// client keeps at most one open connection, so that every observation after the first reuses it.
 type clients struct {
-	insts   []Instance
-	clients []*redis.Client
-	dial    func(ctx context.Context, i int) (net.Conn, error)
+	insts []Instance
+	// newClient makes the client of instance i.
+	newClient func(i int) *redis.Client
+	mu        sync.Mutex
+	clients   []*redis.Client
 }
 
 // quietRedis silences go-redis's process-wide logger once: its pool prints failed dials to stderr,
@@ -35,19 +39,26 @@ type discardLogger struct{}
 
 func (discardLogger) Printf(context.Context, string, ...interface{}) {}
 
+// dialError marks an error of the module's dialer (the TCP connection or the TLS handshake), as
+// opposed to one the server answered: the instance is then unreachable.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
 func newClients(insts []Instance, dial dialFunc, password string, tlsCfg *tls.Config) *clients {
 	quietRedis.Do(func() { redis.SetLogger(discardLogger{}) })
-	c := &clients{insts: insts}
-	c.dial = func(ctx context.Context, i int) (net.Conn, error) {
-		return dial(ctx, insts[i].Host, net.JoinHostPort(insts[i].IP, strconv.Itoa(insts[i].Port)))
-	}
-	for _, inst := range insts {
-		host := inst.Host
+	c := &clients{insts: insts, clients: make([]*redis.Client, len(insts))}
+	c.newClient = func(i int) *redis.Client {
+		inst := insts[i]
 		addr := net.JoinHostPort(inst.IP, strconv.Itoa(inst.Port))
 		dialer := func(ctx context.Context, network, a string) (net.Conn, error) {
-			conn, err := dial(ctx, host, a)
-			if err != nil || tlsCfg == nil {
-				return conn, err
+			conn, err := dial(ctx, inst.Host, a)
+			if err != nil {
+				return nil, &dialError{err}
+			}
+			if tlsCfg == nil {
+				return conn, nil
 			}
 			cfg := tlsCfg.Clone()
 			if cfg.ServerName == "" {
@@ -56,28 +67,63 @@ func newClients(insts []Instance, dial dialFunc, password string, tlsCfg *tls.Co
 			tc := tls.Client(conn, cfg)
 			if err := tc.HandshakeContext(ctx); err != nil {
 				conn.Close()
-				return nil, fmt.Errorf("tls handshake: %w", err)
+				return nil, &dialError{fmt.Errorf("tls handshake: %w", err)}
 			}
 			return tc, nil
 		}
-		c.clients = append(c.clients, redis.NewClient(&redis.Options{
-			Addr:            addr,
-			Dialer:          dialer,
-			Password:        password,
-			Protocol:        2,
-			DialTimeout:     2 * time.Second,
-			ReadTimeout:     5 * time.Second,
-			WriteTimeout:    5 * time.Second,
-			MaxRetries:      -1,
-			PoolSize:        2,
-			DisableIdentity: true,
-			DialerRetries:   1,
-		}))
+		// One connection for commands and pipelines alike (no separate pipeline pool, which
+		// would dial its own, and dial again in the main pool after a failed dial), kept for
+		// the run; one dial attempt, so a down instance fails at once. PoolSize 2: go-redis
+		// stops dialing after PoolSize failed dials, and dialFailed replaces the client after
+		// one. MaxRetries -1: no command is sent twice (CLUSTER FAILOVER must not be).
+		return redis.NewClient(&redis.Options{
+			Addr:             addr,
+			Dialer:           dialer,
+			Password:         password,
+			Protocol:         2,
+			DialTimeout:      2 * time.Second,
+			ReadTimeout:      5 * time.Second,
+			WriteTimeout:     5 * time.Second,
+			MaxRetries:       -1,
+			PoolSize:         2,
+			PipelinePoolSize: -1,
+			MinIdleConns:     0,
+			DisableIdentity:  true,
+			DialerRetries:    1,
+		})
+	}
+	for i := range insts {
+		c.clients[i] = c.newClient(i)
 	}
 	return c
 }
 
+// client returns the client of instance i.
+func (c *clients) client(i int) *redis.Client {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.clients[i]
+}
+
+// dialFailed replaces the client of instance i when err says its dial failed: go-redis stops
+// dialing after as many failed dials as its pool holds connections and probes in the background
+// until one succeeds, which would report an instance that is back as down for another second.
+// A fresh client dials at the next command.
+func (c *clients) dialFailed(i int, err error) {
+	var de *dialError
+	if !errors.As(err, &de) {
+		return
+	}
+	c.mu.Lock()
+	old := c.clients[i]
+	c.clients[i] = c.newClient(i)
+	c.mu.Unlock()
+	old.Close()
+}
+
 func (c *clients) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for _, cl := range c.clients {
 		cl.Close()
 	}
@@ -85,8 +131,9 @@ func (c *clients) close() {
 
 // do runs one command on instance i.
 func (c *clients) do(ctx context.Context, i int, args ...any) (any, error) {
-	v, err := c.clients[i].Do(ctx, args...).Result()
+	v, err := c.client(i).Do(ctx, args...).Result()
 	if err != nil {
+		c.dialFailed(i, err)
 		return nil, fmt.Errorf("%s: %s: %w", c.insts[i].Name(), cmdName(args), err)
 	}
 	return v, nil
@@ -115,35 +162,90 @@ func cmdName(args []any) string {
 	return strings.Join(parts, " ")
 }
 
-// observe asks one instance for everything the planner needs.
+// observeCmds are the commands of one observation, in the order observe reads their replies.
+var observeCmds = [][]any{
+	{"INFO", "cluster"},
+	{"DBSIZE"},
+	{"INFO", "replication"},
+	{"INFO", "server"},
+	{"CLUSTER", "NODES"},
+	{"CLUSTER", "INFO"},
+}
+
+// observe asks one instance for everything the planner (and the rolling restart) needs, in one
+// pipeline on one connection: one round trip.
 func (c *clients) observe(ctx context.Context, i int) Observation {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	var o Observation
-	// Probe with a plain dial first: a down instance is then reported without the client's
-	// dial retries.
-	conn, err := c.dial(ctx, i)
-	if err != nil {
-		o.Err = fmt.Errorf("%s: %w", c.insts[i].Name(), err)
-		return o
+	o, stale := c.observeOnce(ctx, i)
+	if stale {
+		// The kept connection broke (the instance restarted or died since it was used): a
+		// new one tells which.
+		o, _ = c.observeOnce(ctx, i)
 	}
-	conn.Close()
-	info, err := c.text(ctx, i, "INFO", "cluster")
+	return o
+}
+
+// observeOnce sends the pipeline once. stale says the connection failed without being dialed
+// just now, so that a second attempt on a new connection may answer.
+func (c *clients) observeOnce(ctx context.Context, i int) (o Observation, stale bool) {
+	name := c.insts[i].Name()
+	cl := c.client(i)
+	cmds, err := cl.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, args := range observeCmds {
+			p.Do(ctx, args...)
+		}
+		return nil
+	})
+	var de *dialError
+	if errors.As(err, &de) {
+		c.dialFailed(i, err)
+		o.Err = fmt.Errorf("%s: %w", name, de.err)
+		return o, false
+	}
+	var rerr redis.Error
+	if err != nil && len(cmds) == len(observeCmds) && !errors.As(err, &rerr) && !isTimeout(err) && ctx.Err() == nil {
+		return Observation{Err: fmt.Errorf("%s: %s: %w", name, cmdName(observeCmds[0]), err)}, true
+	}
+	// reply returns the reply to observeCmds[k] as text (DBSIZE's number in decimal).
+	reply := func(k int) (string, error) {
+		what := name + ": " + cmdName(observeCmds[k])
+		if k >= len(cmds) {
+			return "", fmt.Errorf("%s: %w", what, err)
+		}
+		v, cerr := cmds[k].(*redis.Cmd).Result()
+		if cerr == nil && v == nil && err != nil {
+			// The connection failed before the pipeline was sent (its AUTH was refused):
+			// no command has a reply of its own.
+			cerr = err
+		}
+		if cerr != nil {
+			return "", fmt.Errorf("%s: %w", what, cerr)
+		}
+		switch v := v.(type) {
+		case string:
+			return v, nil
+		case int64:
+			return strconv.FormatInt(v, 10), nil
+		}
+		return "", fmt.Errorf("%s: unexpected reply %T", what, v)
+	}
+	info, err := reply(0)
 	if err != nil {
-		o.Err = authErr(c.insts[i].Name(), err)
-		return o
+		o.Err = authErr(name, err)
+		return o, false
 	}
 	o.ClusterEnabled = ParseInfo(info)["cluster_enabled"] == "1"
-	if keys, err := c.do(ctx, i, "DBSIZE"); err == nil {
-		o.Keys, _ = keys.(int64)
-	} else {
-		o.Err = err
-		return o
-	}
-	repl, err := c.text(ctx, i, "INFO", "replication")
+	keys, err := reply(1)
 	if err != nil {
 		o.Err = err
-		return o
+		return o, false
+	}
+	o.Keys, _ = strconv.ParseInt(keys, 10, 64)
+	repl, err := reply(2)
+	if err != nil {
+		o.Err = err
+		return o, false
 	}
 	ri := ParseInfo(repl)
 	o.Role = ri["role"]
@@ -157,25 +259,38 @@ func (c *clients) observe(ctx context.Context, i int) Observation {
 		off = ri["slave_repl_offset"]
 	}
 	o.Offset, _ = strconv.ParseInt(off, 10, 64)
-	if !o.ClusterEnabled {
-		return o
-	}
-	nodes, err := c.text(ctx, i, "CLUSTER", "NODES")
+	server, err := reply(3)
 	if err != nil {
 		o.Err = err
-		return o
+		return o, false
+	}
+	o.Server = parseServer(ParseInfo(server))
+	if !o.ClusterEnabled {
+		// CLUSTER NODES and CLUSTER INFO were refused: cluster support is disabled.
+		return o, false
+	}
+	nodes, err := reply(4)
+	if err != nil {
+		o.Err = err
+		return o, false
 	}
 	if o.Nodes, err = ParseClusterNodes(nodes); err != nil {
-		o.Err = fmt.Errorf("%s: %w", c.insts[i].Name(), err)
-		return o
+		o.Err = fmt.Errorf("%s: %w", name, err)
+		return o, false
 	}
-	ci, err := c.text(ctx, i, "CLUSTER", "INFO")
+	ci, err := reply(5)
 	if err != nil {
 		o.Err = err
-		return o
+		return o, false
 	}
 	o.ClusterInfo = ParseInfo(ci)
-	return o
+	return o, false
+}
+
+// isTimeout reports whether err is a network timeout.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // authErr marks err as a refused password when the server says so (NOAUTH when the module sent no
@@ -201,7 +316,7 @@ func (c *clients) sampleKeys(ctx context.Context, i, n int) *KeySample {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	name := c.insts[i].Name()
-	cl := c.clients[i]
+	cl := c.client(i)
 	rk, err := cl.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for k := 0; k < n; k++ {
 			p.RandomKey(ctx)

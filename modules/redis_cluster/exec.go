@@ -255,6 +255,9 @@ func (e *executor) failover(ctx context.Context, s Step) error {
 			// The replica must hold its shard's keys and no other's (a full sync loaded from the
 			// wrong file would not show in the link status); until it does, wait.
 			if err := e.checkShardData(ctx, s.Inst, slots); err != nil {
+				if ctx.Err() != nil {
+					return false, nil // this wait's time ran out mid-sample: keep the last reason
+				}
 				if errors.Is(err, errForeignKeys) && notData == nil {
 					e.t.Warnf("not failing over to %s yet: %v", e.name(s.Inst), err)
 				}

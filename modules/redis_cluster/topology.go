@@ -36,9 +36,37 @@ type Observation struct {
 	MasterPort int
 	// Keys is DBSIZE.
 	Keys int64
+	// Server is what INFO server says of the running process (the rolling restart reads it).
+	Server ServerInfo
 	// Sample holds the hash slots of some of the instance's keys. The module samples only the
 	// replicas of a slot owner that is down (promotion candidates); nil when not sampled.
 	Sample *KeySample
+}
+
+// ServerInfo is the part of INFO server that tells one redis-server process from the next.
+type ServerInfo struct {
+	// RunID changes every time redis-server starts (run_id).
+	RunID string
+	// PID is process_id.
+	PID string
+	// Uptime is uptime_in_seconds.
+	Uptime int64
+	// Started is when the process started, in Unix seconds by its host's clock: the server's
+	// clock (server_time_usec) minus Uptime, read together. 0 when the server does not report
+	// its clock.
+	Started int64
+	// ConfigFile is config_file ("" when started without one).
+	ConfigFile string
+}
+
+// parseServer reads the ServerInfo out of INFO server's fields.
+func parseServer(info map[string]string) ServerInfo {
+	s := ServerInfo{RunID: info["run_id"], PID: info["process_id"], ConfigFile: info["config_file"]}
+	s.Uptime, _ = strconv.ParseInt(info["uptime_in_seconds"], 10, 64)
+	if us, err := strconv.ParseInt(info["server_time_usec"], 10, 64); err == nil && us > 0 {
+		s.Started = us/1_000_000 - s.Uptime
+	}
+	return s
 }
 
 // KeySample is the hash slots of up to sampleSize random keys of one instance (RANDOMKEY, CLUSTER

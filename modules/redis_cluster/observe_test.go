@@ -1,0 +1,146 @@
+package redis_cluster
+
+import (
+	"context"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// countingDial dials loopback addresses directly and counts the dials per address and the writes
+// on the connections it opened (a pipeline is one write; one write, one round trip).
+type countingDial struct {
+	mu     sync.Mutex
+	dials  map[string]int
+	writes int
+}
+
+func newCountingDial() *countingDial { return &countingDial{dials: map[string]int{}} }
+
+func (d *countingDial) dial(ctx context.Context, _, addr string) (net.Conn, error) {
+	d.mu.Lock()
+	d.dials[addr]++
+	d.mu.Unlock()
+	var nd net.Dialer
+	c, err := nd.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: c, d: d}, nil
+}
+
+func (d *countingDial) counts() (dials map[string]int, total, writes int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	dials = map[string]int{}
+	for a, n := range d.dials {
+		dials[a] = n
+		total += n
+	}
+	return dials, total, d.writes
+}
+
+type countingConn struct {
+	net.Conn
+	d *countingDial
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.d.mu.Lock()
+	c.d.writes++
+	c.d.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
+// instances lists the lab's instances as the module resolves them.
+func (l *lab) instances() []Instance {
+	var out []Instance
+	for _, h := range l.hosts {
+		for _, p := range l.ports {
+			out = append(out, Instance{Host: h, Port: p, IP: l.ips[h]})
+		}
+	}
+	return out
+}
+
+// TestIntegrationObserveOneRoundTrip: an observation opens one connection per instance, keeps it
+// for the next observation, and asks everything in one round trip; a down instance costs one
+// failed dial (no retries) and is seen again as soon as it is back.
+func TestIntegrationObserveOneRoundTrip(t *testing.T) {
+	l := newLab(t, 3, 1, 27100)
+	insts := l.instances()
+	d := newCountingDial()
+	c := newClients(insts, d.dial, "", nil)
+	defer c.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	start := time.Now().Unix()
+	obs := c.observeAll(ctx)
+	for i, o := range obs {
+		if !o.Reachable() || !o.ClusterEnabled || o.Myself() == nil || o.Role != "master" || o.ClusterInfo["cluster_state"] == "" {
+			t.Fatalf("%s: observation %+v", insts[i].Name(), o)
+		}
+		if o.Server.RunID == "" || o.Server.PID == "" || o.Server.Started < start-60 || o.Server.Started > start+1 {
+			t.Errorf("%s: INFO server read as %+v (test started at %d)", insts[i].Name(), o.Server, start)
+		}
+	}
+	dials, total, _ := d.counts()
+	if total != len(insts) {
+		t.Errorf("first observation: %d dials %v, want one per instance (%d)", total, dials, len(insts))
+	}
+
+	_, _, writesBefore := d.counts()
+	c.observeAll(ctx)
+	dials, total, writes := d.counts()
+	if total != len(insts) {
+		t.Errorf("second observation dialed again: %v", dials)
+	}
+	if n := writes - writesBefore; n != len(insts) {
+		t.Errorf("second observation: %d writes, want one pipeline per instance (%d)", n, len(insts))
+	}
+
+	// node2 goes down: its kept connection breaks, one new dial fails, and that is all.
+	l.kill("node2", 27100)
+	down := net.JoinHostPort(l.ips["node2"], "27100")
+	obs = c.observeAll(ctx)
+	if o := obs[1]; o.Reachable() || !strings.Contains(o.Err.Error(), "connection refused") || !strings.HasPrefix(o.Err.Error(), "node2:27100: ") {
+		t.Errorf("down instance observed as %v, want node2:27100: ... connection refused", o.Err)
+	}
+	if !obs[0].Reachable() || !obs[2].Reachable() {
+		t.Errorf("live instances: %v, %v", obs[0].Err, obs[2].Err)
+	}
+	for k := 0; k < 3; k++ {
+		c.observe(ctx, 1)
+	}
+	dials, _, _ = d.counts()
+	if dials[down] != 1+4 {
+		t.Errorf("down instance dialed %d times in 4 observations after the first, want one dial each", dials[down]-1)
+	}
+
+	// Back: seen at the next observation.
+	l.start("node2", 27100, false)
+	if o := c.observe(ctx, 1); !o.Reachable() {
+		t.Errorf("instance back but observed as %v", o.Err)
+	}
+}
+
+// TestIntegrationObserveClusterDisabled: an instance without cluster support answers CLUSTER
+// NODES with an error, which the observation ignores.
+func TestIntegrationObserveClusterDisabled(t *testing.T) {
+	l := newLab(t, 1, 1, 27150, "--cluster-enabled", "no")
+	c := newClients(l.instances(), newCountingDial().dial, "", nil)
+	defer c.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	o := c.observe(ctx, 0)
+	if !o.Reachable() || o.ClusterEnabled || o.Nodes != nil || o.Role != "master" || o.Server.RunID == "" {
+		t.Errorf("observation %+v, want a reachable master without cluster support", o)
+	}
+	top := Analyze(l.instances(), []Observation{o})
+	if len(top.Disabled) != 1 {
+		t.Errorf("disabled %v, want [0]", top.Disabled)
+	}
+}
