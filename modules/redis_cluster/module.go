@@ -380,6 +380,11 @@ func converge(ctx context.Context, t *engine.Target, s *session, d Desired, time
 		if round >= 20 {
 			return engine.Outcome{}, fmt.Errorf("not converged after %d rounds of changes", round)
 		}
+		if round == 0 && len(plan.Steps) == 0 && len(Health(top)) == 0 {
+			// Nothing was planned and nothing is unsettled: this observation is what
+			// waitSettled would find settled at once, and what the outputs would read.
+			return engine.Outcome{Summary: summary(top, &Plan{Create: created}, d, len(t.Changes())), Outputs: outputs(top)}, nil
+		}
 		settled, err := waitSettled(ctx, t, s, d, timeout)
 		if err != nil {
 			return engine.Outcome{}, err
