@@ -364,11 +364,16 @@ func (c *clients) sampleKeys(ctx context.Context, i, n int) *KeySample {
 	return sample
 }
 
-// topology observes every instance and analyses the answers. When a slot owner is down it also
-// samples the keys of its live replicas (Observation.Sample), which the planner's choice of the
-// replica to promote looks at.
+// topology observes every instance and analyses the answers (see analyze).
 func (c *clients) topology(ctx context.Context) *Topology {
-	top := Analyze(c.insts, c.observeAll(ctx))
+	return c.analyze(ctx, c.observeAll(ctx))
+}
+
+// analyze analyses the observations obs, which it owns. When a slot owner is down it also samples
+// the keys of its live replicas (Observation.Sample), which the planner's choice of the replica
+// to promote looks at.
+func (c *clients) analyze(ctx context.Context, obs []Observation) *Topology {
+	top := Analyze(c.insts, obs)
 	idx := top.promotionSampled()
 	if len(idx) == 0 {
 		return top

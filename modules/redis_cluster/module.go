@@ -254,6 +254,8 @@ func (c *Config) desired() Desired {
 type session struct {
 	insts []Instance
 	c     *clients
+	// memoKey is the key of the instances' observation in the run's Memo.
+	memoKey string
 }
 
 func (c *Config) open(ctx context.Context, t *engine.Target) (*session, error) {
@@ -302,7 +304,7 @@ func (c *Config) open(ctx context.Context, t *engine.Target) (*session, error) {
 			return conn.DialContext(ctx, "tcp", addr)
 		}
 	}
-	return &session{insts: insts, c: newClients(insts, dial, c.Password, tlsCfg)}, nil
+	return &session{insts: insts, c: newClients(insts, dial, c.Password, tlsCfg), memoKey: c.memoKey(t, insts)}, nil
 }
 
 // Run observes the cluster, plans, and (in apply mode) executes the plan, re-observing and
@@ -332,7 +334,12 @@ func (c *Config) Run(ctx context.Context, t *engine.Target) (engine.Outcome, err
 func converge(ctx context.Context, t *engine.Target, s *session, d Desired, timeout time.Duration) (engine.Outcome, error) {
 	created := false
 	for round := 0; ; round++ {
-		top := s.c.topology(ctx)
+		var top *Topology
+		if round == 0 {
+			top = s.c.analyze(ctx, s.firstObservation(ctx, t))
+		} else {
+			top = s.c.topology(ctx)
+		}
 		plan, err := PlanSteps(top, d)
 		if err != nil {
 			if round > 0 && IsRefusal(err) {

@@ -2,7 +2,10 @@ package redis_cluster
 
 import (
 	"context"
+	"errors"
 	"net"
+	osexec "os/exec"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,16 +14,84 @@ import (
 )
 
 // countingHosts routes every connection through a per-host fake engine.Conn (as the ssh connect
-// mode does) that dials loopback and counts dials and writes.
+// mode does) that dials loopback and counts dials and writes, and answers commands with exec.
 type countingHosts struct {
 	fakeHosts
-	d *countingDial
+	d    *countingDial
+	exec enginetest.Responder
 }
 
 func (h countingHosts) Conn(ctx context.Context, host string) (engine.Conn, error) {
 	c := enginetest.NewConn()
 	c.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) { return h.d.dial(ctx, host, addr) }
+	if h.exec != nil {
+		c.On(".", h.exec)
+	}
 	return c, nil
+}
+
+// TestIntegrationNoopRunSharesObservation: the three redis_cluster tasks of a no-op run (prepare,
+// converge, restart) observe the instances once between them; the rolling restart then only
+// looks at the configuration files, with one command per host, on every host at once.
+func TestIntegrationNoopRunSharesObservation(t *testing.T) {
+	l := newLab(t, 3, 2, 27250)
+	c := l.config(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, _, err := l.run(ctx, c, false); err != nil {
+		t.Fatal(err)
+	}
+	l.assertPerfect(ctx, c)
+
+	var mu sync.Mutex
+	var execs []string
+	all := make(chan struct{})
+	// Each host's command waits until every host has sent its own: run one after the other,
+	// they would time out here.
+	exec := func(call enginetest.Call) (engine.ExecResult, error) {
+		mu.Lock()
+		execs = append(execs, call.Cmd)
+		if len(execs) == len(l.hosts) {
+			close(all)
+		}
+		mu.Unlock()
+		select {
+		case <-all:
+		case <-time.After(5 * time.Second):
+			return engine.ExecResult{}, errors.New("the hosts' commands did not run at once")
+		}
+		out, err := osexec.CommandContext(ctx, "sh", "-c", call.Cmd).Output()
+		return engine.ExecResult{Stdout: out}, err
+	}
+	memo := engine.NewMemo()
+	d := newCountingDial()
+	hosts := countingHosts{fakeHosts: l.ips, d: d, exec: exec}
+	for _, mode := range []string{ModePrepare, ModeConverge, ModeRestart} {
+		task := *c
+		task.Connect, task.Mode = "ssh", mode
+		if mode == ModeRestart {
+			task.RestartCommand = "false"
+		}
+		target := engine.NewTarget(engine.TargetOptions{Host: engine.Host{Name: "node1"}, Task: "redis_" + mode, Hosts: hosts, Memo: memo})
+		out, err := task.Run(ctx, target)
+		if err != nil {
+			t.Fatalf("mode %s: %v", mode, err)
+		}
+		if len(target.Changes()) > 0 {
+			t.Fatalf("mode %s changed %v", mode, target.Changes())
+		}
+		t.Logf("mode %s: %s", mode, out.Summary)
+	}
+	n := len(l.hosts) * len(l.ports)
+	dials, total, writes := d.counts()
+	if total != n || writes != n {
+		t.Errorf("3 no-op tasks: %d dials %v and %d writes, want one of each per instance (%d)", total, dials, writes, n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(execs) != len(l.hosts) {
+		t.Errorf("commands %q, want one per host", execs)
+	}
 }
 
 // TestIntegrationNoopConvergeObservesOnce: converging a cluster that is as declared reads every

@@ -4,10 +4,17 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/runbook/runbook/engine"
+	"github.com/runbook/runbook/engine/enginetest"
 )
 
 // countingDial dials loopback addresses directly and counts the dials per address and the writes
@@ -150,3 +157,77 @@ func TestIntegrationObserveClusterDisabled(t *testing.T) {
 		t.Errorf("disabled %v, want [0]", top.Disabled)
 	}
 }
+
+// TestIntegrationReadProcs: the rolling restart's view of a process comes from the observation
+// (INFO server) and from one command on its host: a configuration file modified after the
+// process started makes it stale, one from the second of its start or before does not.
+func TestIntegrationReadProcs(t *testing.T) {
+	if _, err := osexec.LookPath("redis-server"); err != nil {
+		t.Skip("redis-server not installed")
+	}
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "a.conf")
+	if err := os.WriteFile(conf, []byte("bind 127.0.0.21\nport 27160\nsave \"\"\nappendonly no\ndir "+dir+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := osexec.Command("redis-server", conf)
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
+	insts := []Instance{{Host: "node1", Port: 27160, IP: "127.0.0.21"}}
+	c := newClients(insts, newCountingDial().dial, "", nil)
+	defer c.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var o Observation
+	for o = c.observe(ctx, 0); !o.Reachable(); o = c.observe(ctx, 0) {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("redis-server did not answer: %v", o.Err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if o.Server.ConfigFile != conf || o.Server.PID != strconv.Itoa(srv.Process.Pid) || o.Server.Started == 0 {
+		t.Fatalf("INFO server read as %+v, want config_file %s, pid %d and a start", o.Server, conf, srv.Process.Pid)
+	}
+	conn := enginetest.NewConn().On(".", func(call enginetest.Call) (engine.ExecResult, error) {
+		out, err := osexec.CommandContext(ctx, "sh", "-c", call.Cmd).Output()
+		return engine.ExecResult{Stdout: out}, err
+	})
+	hosts := hostConns{fakeHosts: fakeHosts{"node1": "127.0.0.21"}, conn: conn}
+	target := engine.NewTarget(engine.TargetOptions{Host: engine.Host{Name: "node1"}, Hosts: hosts})
+	s := &session{insts: insts, c: c}
+	top := Analyze(insts, []Observation{o})
+	for _, tt := range []struct {
+		mtime int64
+		stale bool
+	}{
+		{o.Server.Started - 1, false},
+		{o.Server.Started, false},
+		{o.Server.Started + 1, true},
+	} {
+		mt := time.Unix(tt.mtime, 0)
+		if err := os.Chtimes(conf, mt, mt); err != nil {
+			t.Fatal(err)
+		}
+		procs, err := readProcs(ctx, target, s, top)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if procs[0].ConfigMtime != tt.mtime || procs[0].Stale() != tt.stale {
+			t.Errorf("config modified at start%+d: %+v stale %v, want %v", tt.mtime-o.Server.Started, procs[0], procs[0].Stale(), tt.stale)
+		}
+	}
+	if n := len(conn.Calls()); n != 3 {
+		t.Errorf("%d commands for 3 reads of one host, want 3", n)
+	}
+}
+
+// hostConns gives every host the same fake connection.
+type hostConns struct {
+	fakeHosts
+	conn engine.Conn
+}
+
+func (h hostConns) Conn(context.Context, string) (engine.Conn, error) { return h.conn, nil }

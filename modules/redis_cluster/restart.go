@@ -28,17 +28,26 @@ type proc struct {
 	ConfigMtime int64
 	// HostNow is the host's clock when the file was looked at (Unix seconds).
 	HostNow int64
+	// Started is the process's start by the host's clock (ServerInfo.Started), 0 when unknown:
+	// HostNow minus Uptime is then the start.
+	Started int64
 }
 
 // Stale reports whether the configuration file was modified after the process started. The start
-// is the host's clock minus the uptime, both in whole seconds, so the start is known to within a
-// second and a file written in the very second the process started counts as read by it: the
-// playbook writes a configuration before it starts an instance, never in the same second after.
+// is the host's clock minus the uptime, both in whole seconds and read together by redis-server
+// (or, from a server that does not report its clock, the host's clock when the file was looked at
+// minus the uptime), so a file written in the very second the process started counts as read by
+// it: the playbook writes a configuration before it starts an instance, never in the same second
+// after.
 func (p proc) Stale() bool {
 	if p.ConfigFile == "" || p.ConfigMtime < 0 {
 		return false
 	}
-	return p.ConfigMtime > p.HostNow-p.Uptime
+	start := p.Started
+	if start <= 0 {
+		start = p.HostNow - p.Uptime
+	}
+	return p.ConfigMtime > start
 }
 
 // expandCommand fills restart_command's placeholders for one instance.
@@ -55,64 +64,79 @@ func expandCommand(tmpl string, inst Instance, p proc) string {
 	).Replace(tmpl)
 }
 
-// readProcs asks every reachable instance for its process facts (INFO server) and its host for the
-// modification time of the configuration files, in one command per host. Nothing changes. An
-// unreachable instance has no process to restart: its proc is empty (not stale).
+// readProcs takes every reachable instance's process facts from its observation (INFO server) and
+// asks each host, in one command per host and on all hosts at once, for the modification time of
+// the configuration files. Nothing changes. An unreachable instance has no process to restart: its
+// proc is empty (not stale).
 func readProcs(ctx context.Context, t *engine.Target, s *session, top *Topology) ([]proc, error) {
 	procs := make([]proc, len(s.insts))
 	byHost := map[string][]int{}
 	var hosts []string
 	for i := range s.insts {
-		if !top.Obs[i].Reachable() {
+		o := &top.Obs[i]
+		if !o.Reachable() {
 			continue
 		}
-		text, err := s.c.text(ctx, i, "INFO", "server")
-		if err != nil {
-			return nil, err
-		}
-		info := ParseInfo(text)
-		procs[i] = proc{RunID: info["run_id"], PID: info["process_id"], ConfigFile: info["config_file"], ConfigMtime: -1}
-		procs[i].Uptime, _ = strconv.ParseInt(info["uptime_in_seconds"], 10, 64)
+		procs[i] = proc{RunID: o.Server.RunID, PID: o.Server.PID, Uptime: o.Server.Uptime, Started: o.Server.Started,
+			ConfigFile: o.Server.ConfigFile, ConfigMtime: -1}
 		h := s.insts[i].Host
 		if _, ok := byHost[h]; !ok {
 			hosts = append(hosts, h)
 		}
 		byHost[h] = append(byHost[h], i)
 	}
+	idx := make([]int, len(hosts))
+	for k := range hosts {
+		idx[k] = k
+	}
+	err := parallel(idx, func(k int) error {
+		return readMtimes(ctx, t, hosts[k], byHost[hosts[k]], procs)
+	})
+	if err != nil {
+		return nil, err
+	}
 	for _, h := range hosts {
-		var files []string
 		for _, i := range byHost[h] {
-			files = append(files, engine.ShellQuote(procs[i].ConfigFile))
-		}
-		conn, err := t.Hosts().Conn(ctx, h)
-		if err != nil {
-			return nil, fmt.Errorf("connect to host %s: %w", h, err)
-		}
-		cmd := "date +%s; for f in " + strings.Join(files, " ") + `; do stat -c %Y -- "$f" 2>/dev/null || echo -1; done`
-		out, err := engine.Run(ctx, conn, cmd)
-		if err != nil {
-			return nil, fmt.Errorf("%s: read the configuration files' times: %w", h, err)
-		}
-		fields := strings.Fields(string(out))
-		if len(fields) != len(byHost[h])+1 {
-			return nil, fmt.Errorf("%s: unexpected answer %q to %q", h, out, cmd)
-		}
-		now, err := strconv.ParseInt(fields[0], 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("%s: clock %q: %w", h, fields[0], err)
-		}
-		for k, i := range byHost[h] {
-			procs[i].HostNow = now
-			procs[i].ConfigMtime, err = strconv.ParseInt(fields[k+1], 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("%s: modification time %q of %s: %w", h, fields[k+1], procs[i].ConfigFile, err)
-			}
 			if procs[i].ConfigFile == "" || procs[i].ConfigMtime < 0 {
 				t.Logf("%s: no configuration file to compare with (config_file %q); not restarted", s.insts[i].Name(), procs[i].ConfigFile)
 			}
 		}
 	}
 	return procs, nil
+}
+
+// readMtimes reads, on host, the clock and the modification times of the configuration files of
+// the instances idx into procs, with one command.
+func readMtimes(ctx context.Context, t *engine.Target, host string, idx []int, procs []proc) error {
+	var files []string
+	for _, i := range idx {
+		files = append(files, engine.ShellQuote(procs[i].ConfigFile))
+	}
+	conn, err := t.Hosts().Conn(ctx, host)
+	if err != nil {
+		return fmt.Errorf("connect to host %s: %w", host, err)
+	}
+	cmd := "date +%s; for f in " + strings.Join(files, " ") + `; do stat -c %Y -- "$f" 2>/dev/null || echo -1; done`
+	out, err := engine.Run(ctx, conn, cmd)
+	if err != nil {
+		return fmt.Errorf("%s: read the configuration files' times: %w", host, err)
+	}
+	fields := strings.Fields(string(out))
+	if len(fields) != len(idx)+1 {
+		return fmt.Errorf("%s: unexpected answer %q to %q", host, out, cmd)
+	}
+	now, err := strconv.ParseInt(fields[0], 10, 64)
+	if err != nil {
+		return fmt.Errorf("%s: clock %q: %w", host, fields[0], err)
+	}
+	for k, i := range idx {
+		procs[i].HostNow = now
+		procs[i].ConfigMtime, err = strconv.ParseInt(fields[k+1], 10, 64)
+		if err != nil {
+			return fmt.Errorf("%s: modification time %q of %s: %w", host, fields[k+1], procs[i].ConfigFile, err)
+		}
+	}
+	return nil
 }
 
 // RestartOrder orders the instances to restart: replicas first, then masters, each group in
@@ -171,7 +195,7 @@ func FailoverTarget(top *Topology, mi int) int {
 // by the whole cluster before the next one goes. A master is never restarted while it is a master:
 // without persistence it would come back empty and its replicas would copy the empty dataset.
 func (c *Config) rollingRestart(ctx context.Context, t *engine.Target, s *session, d Desired, timeout time.Duration) (engine.Outcome, error) {
-	top := Analyze(s.insts, s.c.observeAll(ctx))
+	top := Analyze(s.insts, s.firstObservation(ctx, t))
 	procs, err := readProcs(ctx, t, s, top)
 	if err != nil {
 		return engine.Outcome{}, err

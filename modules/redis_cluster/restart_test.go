@@ -18,6 +18,9 @@ func TestProcStale(t *testing.T) {
 		{"config written in the second of the start", proc{ConfigFile: "/etc/redis/a.conf", ConfigMtime: 1100, HostNow: 2000, Uptime: 900}, false},
 		{"config written after the start", proc{ConfigFile: "/etc/redis/a.conf", ConfigMtime: 1101, HostNow: 2000, Uptime: 900}, true},
 		{"config written just now", proc{ConfigFile: "/etc/redis/a.conf", ConfigMtime: 2000, HostNow: 2000, Uptime: 5}, true},
+		{"start reported by the server: config written before", proc{ConfigFile: "/etc/redis/a.conf", ConfigMtime: 1099, Started: 1100, HostNow: 2000, Uptime: 0}, false},
+		{"start reported by the server: config written in its second", proc{ConfigFile: "/etc/redis/a.conf", ConfigMtime: 1100, Started: 1100, HostNow: 2000, Uptime: 0}, false},
+		{"start reported by the server: config written after", proc{ConfigFile: "/etc/redis/a.conf", ConfigMtime: 1101, Started: 1100, HostNow: 1101, Uptime: 900}, true},
 		{"started without a config file", proc{ConfigMtime: 3000, HostNow: 2000, Uptime: 5}, false},
 		{"config file unreadable", proc{ConfigFile: "/etc/redis/a.conf", ConfigMtime: -1, HostNow: 2000, Uptime: 5}, false},
 	}
