@@ -42,13 +42,13 @@ type State struct {
 }
 
 // ProbeCommand returns the one shell command Probe runs. It only reads, and forks as little as it
-// can (no command substitution): it runs on every check of an unchanged file.
+// can (no command substitution; its last program replaces the shell): it runs on every check of
+// an unchanged file. Since it ends in exec, nothing may be appended to it.
 func ProbeCommand(path string) string {
 	return "p=" + engine.ShellQuote(path) + `; ` +
-		`if [ -d "$p" ]; then k=directory; elif [ -f "$p" ]; then k=file; ` +
-		`elif [ -e "$p" ] || [ -L "$p" ]; then echo other; exit 0; else echo absent; exit 0; fi; ` +
-		`stat -L -c "$k %a %U %G %u %g %s" -- "$p" || exit 1; ` +
-		`if [ $k = file ]; then sha256sum < "$p" || exit 1; else echo -; fi`
+		`if [ -d "$p" ]; then exec stat -L -c "directory %a %U %G %u %g %s -" -- "$p"; ` +
+		`elif [ -f "$p" ]; then stat -L -c "file %a %U %G %u %g %s" -- "$p" || exit 1; exec sha256sum < "$p"; ` +
+		`elif [ -e "$p" ] || [ -L "$p" ]; then echo other; else echo absent; fi`
 }
 
 // Probe reads the state of path on the host with a single command.

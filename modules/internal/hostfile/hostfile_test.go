@@ -43,26 +43,44 @@ func TestProbeCommand(t *testing.T) {
 		{"/dev/null", State{Kind: Other}},
 		{dir, State{Kind: Directory, Mode: 0o700, Owner: me.Username, UID: me.Uid, GID: me.Gid}},
 	}
-	for _, tt := range tests {
-		t.Run(filepath.Base(tt.path), func(t *testing.T) {
-			out, err := exec.Command("sh", "-c", ProbeCommand(tt.path)).Output()
-			if err != nil {
-				t.Fatalf("probe: %v", err)
-			}
-			got, err := ParseProbe(string(out))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if tt.want.Kind == File || tt.want.Kind == Directory {
-				tt.want.Group = got.Group // the group name of the primary gid varies by system
-			}
-			if tt.want.Kind == Directory {
-				tt.want.Size = got.Size // depends on the file system
-			}
-			if got != tt.want {
-				t.Errorf("got %+v, want %+v", got, tt.want)
-			}
-		})
+	for _, shell := range []string{"sh", "bash", "dash"} {
+		if _, err := exec.LookPath(shell); err != nil {
+			t.Logf("%s is not installed", shell)
+			continue
+		}
+		for _, tt := range tests {
+			t.Run(shell+"/"+filepath.Base(tt.path), func(t *testing.T) {
+				testProbeCommand(t, shell, tt.path, tt.want)
+			})
+		}
+	}
+}
+
+func testProbeCommand(t *testing.T, shell, path string, want State) {
+	// alone (Probe), and in a subshell as the engine's batch of probes runs it
+	for _, script := range []string{ProbeCommand(path), "(\n" + ProbeCommand(path) + "\n) </dev/null; echo after"} {
+		out, err := exec.Command(shell, "-c", script).Output()
+		if err != nil {
+			t.Fatalf("probe: %v", err)
+		}
+		text, batched := strings.CutSuffix(string(out), "after\n")
+		if strings.HasSuffix(script, "after") && !batched {
+			t.Fatalf("the script did not go on after the probe's subshell: %q", out)
+		}
+		got, err := ParseProbe(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := want
+		if w.Kind == File || w.Kind == Directory {
+			w.Group = got.Group // the group name of the primary gid varies by system
+		}
+		if w.Kind == Directory {
+			w.Size = got.Size // depends on the file system
+		}
+		if got != w {
+			t.Errorf("got %+v, want %+v", got, w)
+		}
 	}
 }
 
