@@ -62,24 +62,7 @@ func (e *executor) do(ctx context.Context, s Step) error {
 			return err
 		})
 	case StepMeet:
-		return parallel(s.Insts, func(i int) error {
-			peers := []int{s.Peer}
-			if s.Peer < 0 {
-				peers = nil
-				for _, j := range s.Insts {
-					if j > i {
-						peers = append(peers, j)
-					}
-				}
-			}
-			for _, j := range peers {
-				peer := e.top.Instances[j]
-				if _, err := e.c.do(ctx, i, "CLUSTER", "MEET", peer.IP, peer.Port); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+		return e.meet(ctx, s)
 	case StepForget:
 		return parallel(s.Insts, func(i int) error {
 			_, err := e.c.do(ctx, i, "CLUSTER", "FORGET", s.NodeID)
