@@ -78,15 +78,7 @@ func (e *executor) do(ctx context.Context, s Step) error {
 	case StepPromote:
 		return e.promote(ctx, s)
 	case StepReplicate:
-		if err := e.t.Poll(ctx, fmt.Sprintf("%s to learn of %s", e.name(s.Inst), shortID(s.NodeID)), pollInterval, e.stepTimeout,
-			func(ctx context.Context) (bool, error) {
-				n, err := e.nodeSeenBy(ctx, s.Inst, s.NodeID)
-				return err == nil && n != nil && n.IsMaster(), nil
-			}); err != nil {
-			return err
-		}
-		_, err := e.c.do(ctx, s.Inst, "CLUSTER", "REPLICATE", s.NodeID)
-		return err
+		return e.replicate(ctx, s)
 	case StepFailover:
 		return e.failover(ctx, s)
 	}
