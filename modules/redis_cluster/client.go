@@ -46,6 +46,9 @@ type dialError struct{ err error }
 func (e *dialError) Error() string { return e.err.Error() }
 func (e *dialError) Unwrap() error { return e.err }
 
+// connBufferSize is the read and the write buffer of each connection to an instance.
+const connBufferSize = 4 << 10
+
 func newClients(insts []Instance, dial dialFunc, password string, tlsCfg *tls.Config) *clients {
 	quietRedis.Do(func() { redis.SetLogger(discardLogger{}) })
 	c := &clients{insts: insts, clients: make([]*redis.Client, len(insts))}
@@ -90,6 +93,11 @@ func newClients(insts []Instance, dial dialFunc, password string, tlsCfg *tls.Co
 			MinIdleConns:     0,
 			DisableIdentity:  true,
 			DialerRetries:    1,
+			// A run keeps a connection to every instance of the cluster (90 at 30 hosts): go-redis's
+			// 32 KiB buffers each way would be most of runbook's memory. Replies are read in chunks
+			// of this size whatever their length (CLUSTER NODES of 90 nodes is ~10 KiB).
+			ReadBufferSize:  connBufferSize,
+			WriteBufferSize: connBufferSize,
 		})
 	}
 	for i := range insts {
