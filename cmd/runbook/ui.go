@@ -99,7 +99,9 @@ func (u *humanUI) Event(e run.Event) {
 	case run.EventLog:
 		if u.verbose {
 			u.clearProgress()
-			if e.Task == "" {
+			if e.Host == "" {
+				fmt.Fprintf(u.w, "  %s\n", u.c(ansiDim, e.Summary))
+			} else if e.Task == "" {
 				fmt.Fprintf(u.w, "  %s: %s\n", e.Host, u.c(ansiDim, e.Summary))
 			} else {
 				fmt.Fprintf(u.w, "  %s %s: %s\n", e.Host, e.Task, u.c(ansiDim, e.Summary))

@@ -329,7 +329,7 @@ const DefaultLease = 15 * time.Second
 func holdScript(path, info, token string, lease time.Duration) string {
 	return fmt.Sprintf(`f=%s
 command -v flock >/dev/null 2>&1 || { echo "flock(1) is not installed on this host (Debian: apt-get install util-linux)" >&2; exit %d; }
-d=$(dirname -- "$f"); [ -d "$d" ] || mkdir -p -- "$d" || exit 73
+case $f in */*) d=${f%%/*};; *) d=.;; esac; [ -d "${d:-/}" ] || mkdir -p -- "$d" || exit 73
 exec 9<>"$f" || exit 73
 if ! flock -n 9; then cat -- "$f"; exit %d; fi
 : >"$f"

@@ -1,6 +1,7 @@
 package run
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/runbook/runbook/engine"
@@ -75,3 +76,11 @@ type SinkFunc func(Event)
 
 // Event implements Sink.
 func (f SinkFunc) Event(e Event) { f(e) }
+
+// plural returns "1 host", "3 hosts".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

@@ -79,8 +79,8 @@ func (c cachingConn) Close() error {
 
 // prefetch runs, in one remote command per host, the probes of every task instance that can be
 // decoded before anything runs (its arguments do not depend on other tasks' outputs), and fills
-// the cache.
-func (r *Runner) prefetch(ctx context.Context, hosts []string) {
+// the cache. It returns the number of hosts whose probes it read.
+func (r *Runner) prefetch(ctx context.Context, hosts []string) int {
 	probes := map[string][]string{}
 	seen := map[string]map[string]bool{}
 	for _, t := range r.pb.Tasks {
@@ -123,6 +123,8 @@ func (r *Runner) prefetch(ctx context.Context, hosts []string) {
 		}
 	}
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	read := 0
 	for _, h := range hosts {
 		cmds := probes[h]
 		if len(cmds) < 2 {
@@ -156,10 +158,14 @@ func (r *Runner) prefetch(ctx context.Context, hosts []string) {
 				return
 			}
 			r.probes.put(h, results)
+			mu.Lock()
+			read++
+			mu.Unlock()
 			r.emit(Event{Type: EventLog, Host: h, Summary: fmt.Sprintf("read the state of %d checks in one round trip", len(cmds))})
 		}(h, cmds)
 	}
 	wg.Wait()
+	return read
 }
 
 // probeScript runs the probes one after the other, each in a subshell (a probe may exit), and

@@ -140,15 +140,26 @@ func (r *Runner) Run(ctx context.Context) (*Recap, error) {
 	}
 	r.emit(Event{Type: EventStart, Hosts: hosts, Tasks: names})
 
+	phase := func(what string, since time.Time) {
+		r.emit(Event{Type: EventLog, Summary: fmt.Sprintf("%s in %s (%s since the start)", what,
+			time.Since(since).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))})
+	}
+	t0 := time.Now()
 	r.connectAll(ctx, hosts)
+	phase(fmt.Sprintf("connected to %s", plural(len(hosts), "host")), t0)
 	if r.opts.Lock != nil && r.opts.Mode == Apply {
+		t0 = time.Now()
 		release, err := r.lockHosts(ctx, hosts)
 		if err != nil {
 			return nil, err
 		}
 		defer release() // before the pool closes the connections
+		phase("took the run lock", t0)
 	}
-	r.prefetch(ctx, hosts)
+	t0 = time.Now()
+	if n := r.prefetch(ctx, hosts); n > 0 {
+		phase(fmt.Sprintf("read the checks of %s ahead", plural(n, "host")), t0)
+	}
 
 	var firstFail sync.Once
 	walkErr := r.pb.Graph.Walk(ctx, 0, func(ctx context.Context, name string) error {
