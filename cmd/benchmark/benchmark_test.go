@@ -159,6 +159,7 @@ func sampleSet() HostSet {
 	add(toolRunbook, opFresh, 1.0, 1.2)
 	add(toolRunbook, opNoop, 0.2, 0.2)
 	add(toolRunbook, opReplace, 4, 4)
+	add(toolRunbook, opFloor, 0.1, 0.14)
 	add(ansibleTool(5), opFresh, 10, 12)
 	add(ansibleTool(5), opNoop, 5, 5)
 	add(toolManual, opFresh, 2, 2)
@@ -182,6 +183,16 @@ func TestTargets(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("verdicts (-want +got):\n%s", diff)
+	}
+	notes := map[string]string{}
+	for _, tg := range targets(Results{Sets: []HostSet{sampleSet()}}) {
+		notes[tg.Goal] = tg.Note
+	}
+	if n := notes["re-run, 3 hosts: < 0.3 s"]; !strings.Contains(n, "is 0.12 s") {
+		t.Errorf("the re-run goal's note should give the floor's median: %q", n)
+	}
+	if n := notes["fresh install, 3 hosts: runbook ≤ 0.15 × Ansible"]; !strings.Contains(n, "0.15 × Ansible is 1.65 s") {
+		t.Errorf("the fresh goal's note: %q", n)
 	}
 }
 
