@@ -62,7 +62,7 @@ func TestIntegrationReplicateWaitsToKnowMaster(t *testing.T) {
 	case err := <-replicated:
 		t.Fatalf("replicate before the instances met ended without waiting: %v", err)
 	}
-	if err := ex.run(ctx, Step{Kind: StepMeet, Peer: -1, Insts: []int{0, 1, 2}, Summary: "meet 3 instances"}); err != nil {
+	if err := ex.run(ctx, Step{Kind: StepMeet, Insts: []int{0, 1, 2}, Peers: [][]int{{1, 2}, {2}, nil}, Summary: "meet 3 instances"}); err != nil {
 		t.Fatalf("meet: %v", err)
 	}
 	if err := <-replicated; err != nil {

@@ -31,31 +31,27 @@ func (c *clients) pipeline(ctx context.Context, i int, cmds [][]any) error {
 	return fmt.Errorf("%s: %s: %w", c.insts[i].Name(), cmdName(cmds[0]), err)
 }
 
-// meetPeers returns the instances that instance i sends CLUSTER MEET to in a meet step: s.Peer,
-// or with s.Peer -1 (every instance of s.Insts meets the others) every instance of s.Insts after
-// i, so that each pair meets once.
-func meetPeers(s Step, i int) []int {
-	if s.Peer >= 0 {
-		return []int{s.Peer}
+// meetPeers returns the instances that the k-th instance of meet step s sends CLUSTER MEET to.
+func meetPeers(s Step, k int) []int {
+	if s.Peers != nil {
+		return s.Peers[k]
 	}
-	var peers []int
-	for _, j := range s.Insts {
-		if j > i {
-			peers = append(peers, j)
-		}
-	}
-	return peers
+	return []int{s.Peer}
 }
 
 // meet has every instance of s send its CLUSTER MEETs, each instance's in one round trip, all
 // instances at once.
 func (e *executor) meet(ctx context.Context, s Step) error {
-	return parallel(s.Insts, func(i int) error {
+	idx := make([]int, len(s.Insts))
+	for k := range idx {
+		idx[k] = k
+	}
+	return parallel(idx, func(k int) error {
 		var cmds [][]any
-		for _, j := range meetPeers(s, i) {
+		for _, j := range meetPeers(s, k) {
 			peer := e.top.Instances[j]
 			cmds = append(cmds, []any{"CLUSTER", "MEET", peer.IP, peer.Port})
 		}
-		return e.c.pipeline(ctx, i, cmds)
+		return e.c.pipeline(ctx, s.Insts[k], cmds)
 	})
 }

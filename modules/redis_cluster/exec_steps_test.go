@@ -116,7 +116,7 @@ func createSteps(masters, replicas int) []Step {
 	for m := 0; m < masters; m++ {
 		steps = append(steps, Step{Kind: StepAddSlots, Inst: m, Summary: fmt.Sprintf("add slots to m%d", m)})
 	}
-	steps = append(steps, Step{Kind: StepSetEpoch, Summary: "set epochs"}, Step{Kind: StepMeet, Peer: -1, Summary: "meet"})
+	steps = append(steps, Step{Kind: StepSetEpoch, Summary: "set epochs"}, Step{Kind: StepMeet, Summary: "meet"})
 	for m := 0; m < masters; m++ {
 		for r := 0; r < replicas; r++ {
 			steps = append(steps, Step{Kind: StepReplicate, Inst: masters + m*replicas + r, Summary: fmt.Sprintf("r%d.%d replicates m%d", m, r, m)})

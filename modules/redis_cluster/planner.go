@@ -48,8 +48,10 @@ type Step struct {
 	Insts []int
 	// Epochs are the config epochs for SetEpoch, one per Insts.
 	Epochs []int64
-	// Peer is the instance to meet (Meet); -1 makes Insts meet each other (full mesh).
+	// Peer is the instance each of Insts meets (Meet), when Peers is nil.
 	Peer int
+	// Peers are, for Meet, the instances each of Insts meets: Peers[k] for Insts[k].
+	Peers [][]int
 	// NodeID is the master to replicate (Replicate), the node to forget (Forget), the master the
 	// slots are taken from (Promote, Failover).
 	NodeID string
@@ -178,12 +180,11 @@ func planCreate(top *Topology, d Desired, refuse []string) (*Plan, error) {
 		ep.Summary = fmt.Sprintf("set config epochs 1-%d on %d instances", len(insts), len(ep.Insts))
 		p.Steps = append(p.Steps, ep)
 	}
-	// Every instance meets every instance after it: the full mesh forms in one cluster tick
-	// instead of waiting for gossip to spread the news.
 	if len(insts) > 1 {
-		meet := Step{Kind: StepMeet, Peer: -1, Summary: fmt.Sprintf("meet %d instances into one cluster", len(insts))}
-		for i := range insts {
+		meet := Step{Kind: StepMeet, Summary: fmt.Sprintf("meet %d instances into one cluster", len(insts))}
+		for i, peers := range createMeets(len(insts), layout) {
 			meet.Insts = append(meet.Insts, i)
+			meet.Peers = append(meet.Peers, peers)
 		}
 		p.Steps = append(p.Steps, meet)
 	}
@@ -195,6 +196,37 @@ func planCreate(top *Topology, d Desired, refuse []string) (*Plan, error) {
 		}
 	}
 	return p, nil
+}
+
+// createMeets returns, for each of n instances, the instances it meets when the cluster is
+// created: every master meets the masters after it, every other instance its master (the first
+// master when the layout gives it none). The masters then learn at once that a majority of
+// masters owns slots, which starts the server's wait before it reports cluster_state ok, and every
+// replica knows its master as soon as it can be told to follow it; gossip makes the other links,
+// each instance telling its peers of the nodes it knows. A full mesh (every instance meeting every
+// other at once) makes each of them handshake with all the others at the same moment, which keeps
+// the instances busy for seconds when there are many.
+func createMeets(n int, layout Layout) [][]int {
+	peers := make([][]int, n)
+	master := make([]int, n) // instance -> its master, -1 for a master
+	for i := range master {
+		master[i] = layout.Shards[0].Master
+	}
+	for a, sh := range layout.Shards {
+		master[sh.Master] = -1
+		for _, r := range sh.Replicas {
+			master[r] = sh.Master
+		}
+		for _, other := range layout.Shards[a+1:] {
+			peers[sh.Master] = append(peers[sh.Master], other.Master)
+		}
+	}
+	for i, m := range master {
+		if m >= 0 {
+			peers[i] = append(peers[i], m)
+		}
+	}
+	return peers
 }
 
 func planConverge(top *Topology, d Desired, refuse []string) (*Plan, error) {

@@ -1,0 +1,99 @@
+package redis_cluster
+
+import (
+	"fmt"
+	"testing"
+)
+
+// TestPlanCreateMeets: the create plan's meet step has every pair of masters meet once and every
+// replica meet its master, reaches every instance (one cluster forms), and is no full mesh.
+func TestPlanCreateMeets(t *testing.T) {
+	tests := []struct {
+		hosts, perHost, replicas int
+	}{
+		{3, 3, 2},
+		{30, 3, 2},
+		{4, 1, 1},
+		{3, 1, 2},  // one master
+		{5, 2, 2},  // 3 masters, one instance left over
+		{10, 3, 0}, // masters only
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%dx%d r=%d", tt.hosts, tt.perHost, tt.replicas), func(t *testing.T) {
+			insts := grid(tt.hosts, tt.perHost)
+			n := len(insts)
+			w := world{insts: insts}
+			for i := range insts {
+				w.fresh = append(w.fresh, i)
+			}
+			p, err := PlanSteps(Analyze(insts, w.observations(t)), Desired{Replicas: tt.replicas})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var meet *Step
+			for k := range p.Steps {
+				if p.Steps[k].Kind == StepMeet {
+					if meet != nil {
+						t.Fatal("two meet steps")
+					}
+					meet = &p.Steps[k]
+				}
+			}
+			if meet == nil || len(meet.Insts) != n || len(meet.Peers) != n {
+				t.Fatalf("meet step %+v: want one with %d instances and their peers", meet, n)
+			}
+			met := map[[2]int]int{} // unordered pair -> times met
+			adj := map[int][]int{}
+			for k, i := range meet.Insts {
+				for _, j := range meet.Peers[k] {
+					if i == j {
+						t.Errorf("%s meets itself", insts[i].Name())
+					}
+					met[[2]int{min(i, j), max(i, j)}]++
+					adj[i] = append(adj[i], j)
+					adj[j] = append(adj[j], i)
+				}
+			}
+			for pair, times := range met {
+				if times > 1 {
+					t.Errorf("%s and %s meet %d times", insts[pair[0]].Name(), insts[pair[1]].Name(), times)
+				}
+			}
+			masters := map[int]bool{}
+			for _, sh := range p.Layout.Shards {
+				masters[sh.Master] = true
+				for _, r := range sh.Replicas {
+					if met[[2]int{min(r, sh.Master), max(r, sh.Master)}] != 1 {
+						t.Errorf("replica %s does not meet its master %s", insts[r].Name(), insts[sh.Master].Name())
+					}
+				}
+			}
+			for a := range masters {
+				for b := range masters {
+					if a < b && met[[2]int{a, b}] != 1 {
+						t.Errorf("masters %s and %s do not meet", insts[a].Name(), insts[b].Name())
+					}
+				}
+			}
+			seen := map[int]bool{meet.Insts[0]: true}
+			queue := []int{meet.Insts[0]}
+			for len(queue) > 0 {
+				i := queue[0]
+				queue = queue[1:]
+				for _, j := range adj[i] {
+					if !seen[j] {
+						seen[j] = true
+						queue = append(queue, j)
+					}
+				}
+			}
+			if len(seen) != n {
+				t.Errorf("the meets reach %d of %d instances: more than one cluster would form", len(seen), n)
+			}
+			m := len(masters)
+			if want := m*(m-1)/2 + n - m; len(met) != want {
+				t.Errorf("%d pairs meet, want %d (masters pairwise, every other instance once)", len(met), want)
+			}
+		})
+	}
+}
