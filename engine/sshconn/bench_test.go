@@ -57,3 +57,21 @@ func BenchmarkDial(b *testing.B) {
 		c.Close()
 	}
 }
+
+// BenchmarkFirstCommand measures connecting and running the first command: what every run pays
+// per host before its first result. sshd leaves Nagle's algorithm on until its first session,
+// so a client that delays its acknowledgements stalls here (quickAckConn).
+func BenchmarkFirstCommand(b *testing.B) {
+	s := startSSHD(b, sshdOptions{extra: []string{"MaxStartups 100"}})
+	cfg := s.config("node1", s.knownHosts(b))
+	for b.Loop() {
+		c, err := Dial(context.Background(), cfg, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := engine.Run(context.Background(), c, "true"); err != nil {
+			b.Fatal(err)
+		}
+		c.Close()
+	}
+}

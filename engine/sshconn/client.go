@@ -52,6 +52,9 @@ type Client struct {
 type conn struct {
 	ssh  *ssh.Client
 	dead chan struct{} // closed when the connection has ended
+	// quickAck acknowledges reads at once until the first session has started (nil through a
+	// jump host).
+	quickAck *quickAckConn
 
 	mu    sync.Mutex
 	cause error // why it ended
@@ -171,6 +174,11 @@ func (c *Client) connectLocked(parent context.Context) (*conn, error) {
 		var d net.Dialer
 		raw, err = d.DialContext(ctx, "tcp", addr)
 	}
+	var qa *quickAckConn
+	if err == nil {
+		qa = &quickAckConn{Conn: raw}
+		raw = qa
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, timedOut(err, "")
@@ -214,7 +222,7 @@ func (c *Client) connectLocked(parent context.Context) (*conn, error) {
 		return nil, fmt.Errorf("%s (%s): ssh handshake: %w", name, addr, err)
 	}
 
-	cn := &conn{ssh: ssh.NewClient(sc, chans, reqs), dead: make(chan struct{})}
+	cn := &conn{ssh: ssh.NewClient(sc, chans, reqs), dead: make(chan struct{}), quickAck: qa}
 	c.cur = cn
 	c.connects++
 	c.wg.Add(2)
@@ -434,6 +442,9 @@ func (c *Client) Exec(ctx context.Context, cmd engine.Command) (engine.ExecResul
 			return engine.ExecResult{}, &LostError{Host: name, Cause: cause, Running: true}
 		}
 		return engine.ExecResult{}, fmt.Errorf("%s: the host refused to start the command", name)
+	}
+	if cn.quickAck != nil {
+		cn.quickAck.done() // sshd has turned TCP_NODELAY on
 	}
 	done := make(chan error, 1)
 	go func() { done <- sess.Wait() }()
