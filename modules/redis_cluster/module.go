@@ -360,17 +360,9 @@ func converge(ctx context.Context, t *engine.Target, s *session, d Desired, time
 		}
 		created = created || plan.Create
 		ex := &executor{t: t, c: s.c, top: top, stepTimeout: 30 * time.Second}
-		replan := false
-		for _, st := range plan.Steps {
-			err := ex.run(ctx, st)
-			if errors.Is(err, errCandidateChanged) && !t.DryRun() && round < 20 {
-				t.Warnf("%v; observing the cluster again", err)
-				replan = true
-				break
-			}
-			if err != nil {
-				return engine.Outcome{}, err
-			}
+		replan, err := ex.runSteps(ctx, plan.Steps, !t.DryRun() && round < 20)
+		if err != nil {
+			return engine.Outcome{}, err
 		}
 		if replan {
 			continue
