@@ -44,14 +44,29 @@ type lab struct {
 	procs map[string]*exec.Cmd
 	dirs  map[string]string
 	extra []string
+	// configFiles starts every instance with a configuration file of its own (INFO server
+	// config_file), as the rolling restart compares against.
+	configFiles bool
 }
 
 func newLab(t testing.TB, nHosts, perHost, basePort int, extraArgs ...string) *lab {
 	t.Helper()
+	return startLab(&lab{t: t, extra: extraArgs}, nHosts, perHost, basePort)
+}
+
+// newLabWithConfigFiles is newLab with a configuration file for every instance.
+func newLabWithConfigFiles(t testing.TB, nHosts, perHost, basePort int) *lab {
+	t.Helper()
+	return startLab(&lab{t: t, configFiles: true}, nHosts, perHost, basePort)
+}
+
+func startLab(l *lab, nHosts, perHost, basePort int) *lab {
+	t := l.t
+	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Skip("redis-server not installed")
 	}
-	l := &lab{t: t, ips: fakeHosts{}, procs: map[string]*exec.Cmd{}, dirs: map[string]string{}, extra: extraArgs}
+	l.ips, l.procs, l.dirs = fakeHosts{}, map[string]*exec.Cmd{}, map[string]string{}
 	for h := 1; h <= nHosts; h++ {
 		name := fmt.Sprintf("node%d", h)
 		l.hosts = append(l.hosts, name)
@@ -84,6 +99,13 @@ func (l *lab) start(host string, port int, fresh bool) {
 		"--cluster-slave-validity-factor", "0", "--save", "", "--appendonly", "no",
 		"--repl-diskless-sync-delay", "0", "--dir", dir, "--daemonize", "no",
 		"--logfile", filepath.Join(dir, "redis.log")}, l.extra...)
+	if l.configFiles {
+		conf := filepath.Join(dir, "redis.conf")
+		if err := os.WriteFile(conf, []byte("# settings come from the command line\n"), 0o644); err != nil {
+			l.t.Fatal(err)
+		}
+		args = append([]string{conf}, args...)
+	}
 	cmd := exec.Command("redis-server", args...)
 	if err := cmd.Start(); err != nil {
 		l.t.Fatalf("start redis-server %s: %v", k, err)

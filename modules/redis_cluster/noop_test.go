@@ -34,7 +34,7 @@ func (h countingHosts) Conn(ctx context.Context, host string) (engine.Conn, erro
 // converge, restart) observe the instances once between them; the rolling restart then only
 // looks at the configuration files, with one command per host, on every host at once.
 func TestIntegrationNoopRunSharesObservation(t *testing.T) {
-	l := newLab(t, 3, 2, 27250)
+	l := newLabWithConfigFiles(t, 3, 2, 27250)
 	c := l.config(1)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -61,6 +61,10 @@ func TestIntegrationNoopRunSharesObservation(t *testing.T) {
 			return engine.ExecResult{}, errors.New("the hosts' commands did not run at once")
 		}
 		out, err := osexec.CommandContext(ctx, "sh", "-c", call.Cmd).Output()
+		var ee *osexec.ExitError
+		if errors.As(err, &ee) {
+			return engine.ExecResult{Stdout: out, ExitCode: ee.ExitCode()}, nil
+		}
 		return engine.ExecResult{Stdout: out}, err
 	}
 	memo := engine.NewMemo()

@@ -105,38 +105,79 @@ func readProcs(ctx context.Context, t *engine.Target, s *session, top *Topology)
 	return procs, nil
 }
 
-// readMtimes reads, on host, the clock and the modification times of the configuration files of
-// the instances idx into procs, with one command.
+// readMtimes reads, on host, the modification times of the configuration files of the instances
+// idx into procs (and the host's clock, when a server does not report its own), with one command
+// that runs one program.
 func readMtimes(ctx context.Context, t *engine.Target, host string, idx []int, procs []proc) error {
 	var files []string
+	needClock := false
 	for _, i := range idx {
+		procs[i].ConfigMtime = -1
+		if procs[i].ConfigFile == "" {
+			continue // started without one: nothing to compare
+		}
 		files = append(files, engine.ShellQuote(procs[i].ConfigFile))
+		needClock = needClock || procs[i].Started <= 0
+	}
+	if len(files) == 0 {
+		return nil
 	}
 	conn, err := t.Hosts().Conn(ctx, host)
 	if err != nil {
 		return fmt.Errorf("connect to host %s: %w", host, err)
 	}
-	cmd := "date +%s; for f in " + strings.Join(files, " ") + `; do stat -c %Y -- "$f" 2>/dev/null || echo -1; done`
-	out, err := engine.Run(ctx, conn, cmd)
+	cmd := mtimesCommand(files, needClock)
+	res, err := conn.Exec(ctx, engine.Command{Cmd: cmd})
 	if err != nil {
 		return fmt.Errorf("%s: read the configuration files' times: %w", host, err)
 	}
-	fields := strings.Fields(string(out))
-	if len(fields) != len(idx)+1 {
-		return fmt.Errorf("%s: unexpected answer %q to %q", host, out, cmd)
-	}
-	now, err := strconv.ParseInt(fields[0], 10, 64)
+	now, mtimes, err := parseMtimes(string(res.Stdout), needClock)
 	if err != nil {
-		return fmt.Errorf("%s: clock %q: %w", host, fields[0], err)
+		return fmt.Errorf("%s: read the configuration files' times: %w (answer %q to %q)", host, err, res.Stdout, cmd)
 	}
-	for k, i := range idx {
+	for _, i := range idx {
 		procs[i].HostNow = now
-		procs[i].ConfigMtime, err = strconv.ParseInt(fields[k+1], 10, 64)
-		if err != nil {
-			return fmt.Errorf("%s: modification time %q of %s: %w", host, fields[k+1], procs[i].ConfigFile, err)
+		if m, ok := mtimes[procs[i].ConfigFile]; ok && procs[i].ConfigFile != "" {
+			procs[i].ConfigMtime = m
 		}
 	}
 	return nil
+}
+
+// mtimesCommand prints "MTIME PATH" for every file that exists (stat stops at none that does
+// not, and its exit status is then not 0), preceded by the host's clock when clock is set.
+func mtimesCommand(quotedFiles []string, clock bool) string {
+	cmd := "exec stat -c '%Y %n' -- " + strings.Join(quotedFiles, " ") + " 2>/dev/null"
+	if clock {
+		cmd = "date +%s; " + cmd
+	}
+	return cmd
+}
+
+// parseMtimes reads what mtimesCommand printed.
+func parseMtimes(out string, clock bool) (int64, map[string]int64, error) {
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	var now int64
+	if clock {
+		var err error
+		if now, err = strconv.ParseInt(strings.TrimSpace(lines[0]), 10, 64); err != nil {
+			return 0, nil, fmt.Errorf("clock %q: %w", lines[0], err)
+		}
+		lines = lines[1:]
+	}
+	mtimes := map[string]int64{}
+	for _, l := range lines {
+		if l == "" {
+			continue
+		}
+		ts, name, ok := strings.Cut(l, " ")
+		m, err := strconv.ParseInt(ts, 10, 64)
+		if !ok || err != nil {
+			return 0, nil, fmt.Errorf("unexpected line %q", l)
+		}
+		mtimes[name] = m
+	}
+	return now, mtimes, nil
 }
 
 // RestartOrder orders the instances to restart: replicas first, then masters, each group in

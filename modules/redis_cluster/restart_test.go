@@ -3,9 +3,15 @@ package redis_cluster
 import (
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/runbook/runbook/engine"
 )
 
 func TestProcStale(t *testing.T) {
@@ -124,5 +130,49 @@ func TestDescribeUnreachable(t *testing.T) {
 	want := "5 of 9 instances are unreachable: node2:6379,6380,6381 node3:6381 (connection refused), node3:6379 (timeout)"
 	if got != want {
 		t.Errorf("got  %q\nwant %q", got, want)
+	}
+}
+
+// TestMtimesCommand runs the command with the local shells against real files, one missing.
+func TestMtimesCommand(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.conf"), filepath.Join(dir, "b c.conf")
+	for _, f := range []string{a, b} {
+		if err := os.WriteFile(f, []byte("port 1\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	when := time.Unix(1700000000, 0)
+	if err := os.Chtimes(b, when, when); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing.conf")
+	files := []string{engine.ShellQuote(a), engine.ShellQuote(missing), engine.ShellQuote(b)}
+	for _, shell := range []string{"sh", "bash", "dash"} {
+		if _, err := exec.LookPath(shell); err != nil {
+			continue
+		}
+		for _, clock := range []bool{false, true} {
+			out, _ := exec.Command(shell, "-c", mtimesCommand(files, clock)).Output()
+			now, mt, err := parseMtimes(string(out), clock)
+			if err != nil {
+				t.Fatalf("%s clock=%v: %v (%q)", shell, clock, err, out)
+			}
+			if clock && (now < time.Now().Unix()-60 || now > time.Now().Unix()+60) {
+				t.Errorf("%s: clock %d", shell, now)
+			}
+			if _, ok := mt[missing]; ok || len(mt) != 2 {
+				t.Errorf("%s: %v", shell, mt)
+			}
+			if mt[b] != 1700000000 {
+				t.Errorf("%s: mtime of %s = %d", shell, b, mt[b])
+			}
+			if st, _ := os.Stat(a); mt[a] != st.ModTime().Unix() {
+				t.Errorf("%s: mtime of %s = %d, want %d", shell, a, mt[a], st.ModTime().Unix())
+			}
+		}
+	}
+	if _, _, err := parseMtimes("x /etc/a.conf\n", false); err == nil {
+		t.Error("a broken line parsed")
 	}
 }
