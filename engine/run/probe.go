@@ -15,15 +15,51 @@ import (
 
 // probeCache holds the results of the probes run ahead of the tasks (Prober), per host. Any
 // change made anywhere invalidates all of it: from then on modules read the hosts directly.
+// While a host's probes are being read, its commands wait for them (its forwarded connections do
+// not: a task that only talks to services, like redis_cluster, starts at once).
 type probeCache struct {
-	mu    sync.Mutex
-	valid bool
-	hosts map[string]map[string]engine.ExecResult
-	hits  int
+	mu      sync.Mutex
+	valid   bool
+	hosts   map[string]map[string]engine.ExecResult
+	pending map[string]chan struct{} // closed when the host's probes are in (or given up)
+	hits    int
 }
 
 func newProbeCache() *probeCache {
-	return &probeCache{valid: true, hosts: map[string]map[string]engine.ExecResult{}}
+	return &probeCache{valid: true, hosts: map[string]map[string]engine.ExecResult{}, pending: map[string]chan struct{}{}}
+}
+
+// expect marks host's probes as being read: its commands wait until done(host).
+func (p *probeCache) expect(host string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.pending[host]; !ok {
+		p.pending[host] = make(chan struct{})
+	}
+}
+
+// done says host's probes are in, or will not come.
+func (p *probeCache) done(host string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if ch, ok := p.pending[host]; ok {
+		close(ch)
+		delete(p.pending, host)
+	}
+}
+
+// wait blocks while host's probes are being read.
+func (p *probeCache) wait(ctx context.Context, host string) {
+	p.mu.Lock()
+	ch, ok := p.pending[host]
+	p.mu.Unlock()
+	if !ok {
+		return
+	}
+	select {
+	case <-ch:
+	case <-ctx.Done():
+	}
 }
 
 func (p *probeCache) get(host, cmd string) (engine.ExecResult, bool) {
@@ -39,10 +75,15 @@ func (p *probeCache) get(host, cmd string) (engine.ExecResult, bool) {
 	return res, ok
 }
 
-func (p *probeCache) put(host string, results map[string]engine.ExecResult) {
+// put stores host's results, unless something changed meanwhile: they may be older than it.
+func (p *probeCache) put(host string, results map[string]engine.ExecResult) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if !p.valid {
+		return false
+	}
 	p.hosts[host] = results
+	return true
 }
 
 // invalidate drops every cached result: something changed.
@@ -61,6 +102,7 @@ type cachingConn struct {
 }
 
 func (c cachingConn) Exec(ctx context.Context, cmd engine.Command) (engine.ExecResult, error) {
+	c.cache.wait(ctx, c.host)
 	if cmd.Stdin == nil {
 		if res, ok := c.cache.get(c.host, cmd.Cmd); ok {
 			return res, nil
@@ -128,20 +170,26 @@ func (r *Runner) prefetch(ctx context.Context, hosts []string) int {
 	for _, h := range hosts {
 		cmds := probes[h]
 		if len(cmds) < 2 {
+			r.probes.done(h)
 			continue
 		}
 		r.mu.Lock()
 		dead := r.failed[h]
 		r.mu.Unlock()
 		if dead {
+			r.probes.done(h)
 			continue
 		}
 		wg.Add(1)
 		go func(h string, cmds []string) {
 			defer wg.Done()
+			defer r.probes.done(h)
 			conn, err := r.pool.Conn(ctx, h)
 			if err != nil {
 				return
+			}
+			if cc, ok := conn.(cachingConn); ok {
+				conn = cc.Conn // its commands wait for this very read
 			}
 			var tb [8]byte
 			if _, err := rand.Read(tb[:]); err != nil {
@@ -157,7 +205,9 @@ func (r *Runner) prefetch(ctx context.Context, hosts []string) int {
 				r.emit(Event{Type: EventLog, Host: h, Summary: "probes read one by one: " + err.Error()})
 				return
 			}
-			r.probes.put(h, results)
+			if !r.probes.put(h, results) {
+				return // something changed while they were read
+			}
 			mu.Lock()
 			read++
 			mu.Unlock()

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -219,4 +220,55 @@ task "later_query" {
 	if !strings.Contains(sh.execs[0], "echo root") || strings.Contains(sh.execs[0], "echo later") {
 		t.Errorf("batch:\n%s", sh.execs[0])
 	}
+}
+
+// signalConn reports its calls on channels.
+type signalConn struct {
+	execs, dials chan string
+}
+
+func (c signalConn) Exec(_ context.Context, cmd engine.Command) (engine.ExecResult, error) {
+	c.execs <- cmd.Cmd
+	return engine.ExecResult{}, nil
+}
+
+func (c signalConn) DialContext(_ context.Context, _, addr string) (net.Conn, error) {
+	c.dials <- addr
+	return nil, errors.New("no dial")
+}
+
+// TestCommandsWaitForTheirHostsProbes: while a host's probes are read, its commands wait for them;
+// its forwarded connections do not.
+func TestCommandsWaitForTheirHostsProbes(t *testing.T) {
+	cache := newProbeCache()
+	cache.expect("node1")
+	inner := signalConn{execs: make(chan string, 1), dials: make(chan string, 1)}
+	c := cachingConn{Conn: inner, host: "node1", cache: cache}
+	go c.Exec(context.Background(), engine.Command{Cmd: "cat /etc/x"})
+	go c.DialContext(context.Background(), "tcp", "10.0.0.1:6379")
+	select {
+	case <-inner.dials:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a forwarded connection waited for the probes")
+	}
+	select {
+	case cmd := <-inner.execs:
+		t.Fatalf("%q ran before the host's probes were in", cmd)
+	case <-time.After(50 * time.Millisecond):
+	}
+	cache.put("node1", map[string]engine.ExecResult{})
+	cache.done("node1")
+	select {
+	case <-inner.execs:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the command still waits after the probes came in")
+	}
+	// results read across a change are not kept
+	cache.expect("node2")
+	cache.invalidate()
+	if cache.put("node2", map[string]engine.ExecResult{"x": {}}) {
+		t.Error("probes read across a change were stored")
+	}
+	cache.done("node2")
+	cache.wait(context.Background(), "node2") // returns: nothing pending
 }

@@ -156,10 +156,25 @@ func (r *Runner) Run(ctx context.Context) (*Recap, error) {
 		defer release() // before the pool closes the connections
 		phase("took the run lock", t0)
 	}
+	// The checks are read ahead while the tasks start: a host's commands wait for its checks,
+	// but a task that only reaches services through forwarded connections (redis_cluster's
+	// observation) need not.
 	t0 = time.Now()
-	if n := r.prefetch(ctx, hosts); n > 0 {
-		phase(fmt.Sprintf("read the checks of %s ahead", plural(n, "host")), t0)
+	for _, h := range hosts {
+		r.probes.expect(h)
 	}
+	prefetched := make(chan struct{})
+	go func() {
+		defer close(prefetched)
+		n := r.prefetch(ctx, hosts)
+		for _, h := range hosts {
+			r.probes.done(h)
+		}
+		if n > 0 {
+			phase(fmt.Sprintf("read the checks of %s ahead", plural(n, "host")), t0)
+		}
+	}()
+	defer func() { <-prefetched }()
 
 	var firstFail sync.Once
 	walkErr := r.pb.Graph.Walk(ctx, 0, func(ctx context.Context, name string) error {
