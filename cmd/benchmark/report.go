@@ -194,7 +194,7 @@ func printSummary(w io.Writer, s HostSet) {
 				ratio = fmt.Sprintf("  runbook/this = %.3f", rb/st.Median)
 			}
 		}
-		fmt.Fprintf(w, "   %-26s %-18s %7.2f s (min %.2f, max %.2f, n %d)%s\n", opNames[k.Op], k.Tool, st.Median, st.Min, st.Max, st.N, ratio)
+		fmt.Fprintf(w, "   %-32s %-18s %7.2f s (min %.2f, max %.2f, n %d)%s\n", opNames[k.Op], k.Tool, st.Median, st.Min, st.Max, st.N, ratio)
 	}
 	if rss := s.peakRSS(); rss > 0 {
 		fmt.Fprintf(w, "   runbook peak RSS %.1f MiB\n", float64(rss)/1024)
