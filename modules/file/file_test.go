@@ -1,17 +1,13 @@
 package file
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
-	"github.com/runbook/runbook/engine"
 	"github.com/runbook/runbook/engine/enginetest"
 	"github.com/runbook/runbook/modules/internal/moduletest"
 )
@@ -157,22 +153,6 @@ func TestRun(t *testing.T) {
 	}
 }
 
-// localShell answers every command by running it with the local shell sh, as sshd would.
-func localShell(sh string) enginetest.Responder {
-	return func(call enginetest.Call) (engine.ExecResult, error) {
-		cmd := exec.Command(sh, "-c", call.Cmd)
-		cmd.Stdin = strings.NewReader(call.Stdin)
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return engine.ExecResult{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitCode: ee.ExitCode()}, nil
-		}
-		return engine.ExecResult{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}, err
-	}
-}
-
 // TestProbeShell plans the module against real paths with the local shells running its commands:
 // the probe's real output leads to the decisions the table above makes from canned outputs, and
 // the first command Run sends is exactly the probe it declares (the one the engine reads ahead).
@@ -218,7 +198,7 @@ func TestProbeShell(t *testing.T) {
 				if _, err := exec.LookPath(sh); err != nil {
 					continue
 				}
-				c := enginetest.NewConn().On(``, localShell(sh))
+				c := enginetest.NewConn().On(``, enginetest.LocalShell(sh))
 				r := moduletest.Run(&tt.mod, c, true, dir)
 				r.CheckErr(t, tt.wantErr)
 				r.CheckChanges(t, tt.wantChanges...)

@@ -1,11 +1,9 @@
 package template
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -199,22 +197,6 @@ func TestRunErrors(t *testing.T) {
 	}
 }
 
-// localShell answers every command by running it with the local shell sh, as sshd would.
-func localShell(sh string) enginetest.Responder {
-	return func(call enginetest.Call) (engine.ExecResult, error) {
-		cmd := exec.Command(sh, "-c", call.Cmd)
-		cmd.Stdin = strings.NewReader(call.Stdin)
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return engine.ExecResult{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitCode: ee.ExitCode()}, nil
-		}
-		return engine.ExecResult{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}, err
-	}
-}
-
 // TestProbeShell plans the module against real files with the local shells running its commands:
 // the probe's real output leads to the right decision, and the first command Run sends is exactly
 // the probe it declares (the one the engine reads ahead).
@@ -255,7 +237,7 @@ func TestProbeShell(t *testing.T) {
 				if _, err := exec.LookPath(sh); err != nil {
 					continue
 				}
-				c := enginetest.NewConn().On(``, localShell(sh))
+				c := enginetest.NewConn().On(``, enginetest.LocalShell(sh))
 				tg := engine.NewTarget(engine.TargetOptions{Host: engine.Host{Name: "node1"}, Conn: c, DryRun: true, Dir: dir})
 				out, err := m.Run(context.Background(), tg)
 				if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
