@@ -143,24 +143,10 @@ func measureHosts(ctx context.Context, cfg options, n int, w io.Writer) (HostSet
 		dir = filepath.Join(dir, strconv.Itoa(n))
 	}
 	fmt.Fprintf(w, "== %d hosts: lab up\n", n)
-	upCtx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	lab, err := testenv.Up(upCtx, testenv.Options{Dir: dir, Nodes: n})
-	cancel()
-	if lab != nil {
-		defer func() {
-			dctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-			defer cancel()
-			if err := lab.Down(dctx); err != nil {
-				fmt.Fprintf(w, "lab down: %v\n", err)
-			}
-		}()
-	}
+	b, down, err := newBench(ctx, cfg, dir, n, w)
+	defer down()
 	if err != nil {
-		return set, fmt.Errorf("lab up: %w", err)
-	}
-	b := &bench{cfg: cfg, lab: lab, n: n, log: w}
-	for _, h := range lab.Nodes() {
-		b.addrs = append(b.addrs, h.Address)
+		return set, err
 	}
 	defer func() {
 		if b.floor != "" {
@@ -183,6 +169,31 @@ func measureHosts(ctx context.Context, cfg options, n int, w io.Writer) (HostSet
 		}
 	}
 	return set, nil
+}
+
+// newBench brings up a lab of n hosts in dir; down takes it down again (call it even on error).
+func newBench(ctx context.Context, cfg options, dir string, n int, w io.Writer) (b *bench, down func(), err error) {
+	upCtx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	lab, err := testenv.Up(upCtx, testenv.Options{Dir: dir, Nodes: n})
+	cancel()
+	down = func() {}
+	if lab != nil {
+		down = func() {
+			dctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			if err := lab.Down(dctx); err != nil {
+				fmt.Fprintf(w, "lab down: %v\n", err)
+			}
+		}
+	}
+	if err != nil {
+		return nil, down, fmt.Errorf("lab up: %w", err)
+	}
+	b = &bench{cfg: cfg, lab: lab, n: n, log: w}
+	for _, h := range lab.Nodes() {
+		b.addrs = append(b.addrs, h.Address)
+	}
+	return b, down, nil
 }
 
 func rssNote(s Sample) string {

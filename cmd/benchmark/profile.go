@@ -36,25 +36,12 @@ func runProfile(ctx context.Context, cfg options, w io.Writer) error {
 		return fmt.Errorf("lab directory: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	upCtx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	lab, err := testenv.Up(upCtx, testenv.Options{Dir: dir, Nodes: n})
-	cancel()
-	if lab != nil {
-		defer func() {
-			dctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-			defer cancel()
-			if err := lab.Down(dctx); err != nil {
-				fmt.Fprintf(w, "lab down: %v\n", err)
-			}
-		}()
-	}
+	b, down, err := newBench(ctx, cfg, dir, n, w)
+	defer down()
 	if err != nil {
-		return fmt.Errorf("lab up: %w", err)
+		return err
 	}
-	b := &bench{cfg: cfg, lab: lab, n: n, log: w}
-	for _, h := range lab.Nodes() {
-		b.addrs = append(b.addrs, h.Address)
-	}
+	lab := b.lab
 	if err := b.wipe(ctx); err != nil {
 		return err
 	}
