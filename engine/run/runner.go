@@ -218,6 +218,7 @@ func (r *Runner) Run(ctx context.Context) (*Recap, error) {
 			firstFail.Do(cancel)
 		}
 	}
+	<-prefetched // its phase line comes before the recap
 	r.recap.Duration = time.Since(start)
 	rc := r.recap
 	r.emit(Event{Type: EventRecap, Recap: &rc, Duration: rc.Duration})
