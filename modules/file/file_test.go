@@ -159,14 +159,7 @@ func TestRun(t *testing.T) {
 func TestProbeShell(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, content string, mode os.FileMode) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), mode); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(p, mode); err != nil {
-			t.Fatal(err)
-		}
-		return p
+		return moduletest.WriteFile(t, dir, name, content, mode)
 	}
 	same := write("same", "hi\n", 0o644)
 	changed := write("changed", "old\n", 0o644)

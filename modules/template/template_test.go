@@ -15,6 +15,7 @@ import (
 
 	"github.com/runbook/runbook/engine"
 	"github.com/runbook/runbook/engine/enginetest"
+	"github.com/runbook/runbook/modules/internal/moduletest"
 )
 
 func sum(s string) string {
@@ -203,14 +204,7 @@ func TestRunErrors(t *testing.T) {
 func TestProbeShell(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, content string, mode os.FileMode) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), mode); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(p, mode); err != nil {
-			t.Fatal(err)
-		}
-		return p
+		return moduletest.WriteFile(t, dir, name, content, mode)
 	}
 	vars := cty.ObjectVal(map[string]cty.Value{"port": cty.NumberIntVal(6379), "name": cty.StringVal("a")})
 	const src = "port ${port}\nname ${name}\n"
