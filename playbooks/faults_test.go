@@ -424,7 +424,7 @@ func TestFaults(t *testing.T) {
 	requireTools(t)
 	opts := testenv.Options{Nodes: 3}
 	shared := testenv.Start(t, opts)
-	ports := []int{6379, 6380, 6381}
+	ports := sitePorts
 	instances := opts.Nodes * len(ports)
 
 	cases := []faultCase{

@@ -41,12 +41,8 @@ func instanceClient(t *testing.T, addr string, port int) *redis.Client {
 // one host that share the file and sync at the same moment (every replacement of a wiped host
 // does that) load each other's data, and a later failover makes the wrong shard a master.
 func TestInstancesOwnTheirRDBFile(t *testing.T) {
-	if testing.Short() {
-		t.Skip("lab test")
-	}
-	requireTools(t)
-	lab := testenv.Start(t, testenv.Options{Nodes: 3})
-	ports := []int{6379, 6380, 6381}
+	lab := startLab(t, testenv.Options{Nodes: 3})
+	ports := sitePorts
 	apply(t, "-i", lab.InventoryPath(), "site.hcl")
 	ctx := context.Background()
 	for _, h := range lab.Nodes() {
@@ -172,14 +168,10 @@ func shortNode(id string) string {
 // one of them loads a sibling's shard, and the failover that gives the host its master back hands
 // that wrong data the slots of another shard (whose keys are then lost).
 func TestReplaceWipedHostKeepsShards(t *testing.T) {
-	if testing.Short() {
-		t.Skip("long lab test")
-	}
-	requireTools(t)
-	lab := testenv.Start(t, testenv.Options{Nodes: 3})
+	lab := startLab(t, testenv.Options{Nodes: 3})
 	ctx := context.Background()
 	inv := lab.InventoryPath()
-	ports := []int{6379, 6380, 6381}
+	ports := sitePorts
 	addrs := nodeAddrs(lab)
 	apply(t, "-i", inv, "site.hcl")
 	const n = 200

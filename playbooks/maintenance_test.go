@@ -33,14 +33,10 @@ func mastersOn(t *testing.T, addr, host string) int {
 // failover), then re-applies site.hcl, which restarts node2's instances and gives it its master
 // back, with no key lost.
 func TestDrainNode(t *testing.T) {
-	if testing.Short() {
-		t.Skip("long end-to-end test")
-	}
-	requireTools(t)
-	lab := testenv.Start(t, testenv.Options{Nodes: 3})
+	lab := startLab(t, testenv.Options{Nodes: 3})
 	ctx := context.Background()
 	inv := lab.InventoryPath()
-	ports := []int{6379, 6380, 6381}
+	ports := sitePorts
 	addrs := nodeAddrs(lab)
 	apply(t, "-i", inv, "site.hcl")
 	checkLayout(t, lab, ports, 2)
@@ -200,20 +196,13 @@ type writerResult struct {
 // acknowledged write lost and the layout restored; it reports the client's errors and its longest
 // pause.
 func TestRollingRestart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("long end-to-end test")
-	}
-	requireTools(t)
-	lab := testenv.Start(t, testenv.Options{Nodes: 3})
+	lab := startLab(t, testenv.Options{Nodes: 3})
 	ctx := context.Background()
 	inv := lab.InventoryPath()
-	ports := []int{6379, 6380, 6381}
+	ports := sitePorts
 	names := map[int]string{6379: "a", 6380: "b", 6381: "c"}
 	hosts := lab.Nodes()
-	var addrs []string
-	for _, h := range hosts {
-		addrs = append(addrs, h.Address)
-	}
+	addrs := nodeAddrs(lab)
 	site, conf := copyPlaybooks(t)
 	apply(t, "-i", inv, site)
 	checkLayout(t, lab, ports, 2)

@@ -227,6 +227,20 @@ func nodeAddrs(lab *testenv.Lab) []string {
 	return addrs
 }
 
+// sitePorts are the instances of site.hcl on every host (its variable instances: a, b, c).
+var sitePorts = []int{6379, 6380, 6381}
+
+// startLab starts a lab for an end-to-end test; the test is skipped with -short, or when the
+// clients it checks with are missing.
+func startLab(t *testing.T, opts testenv.Options) *testenv.Lab {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end test on the lab")
+	}
+	requireTools(t)
+	return testenv.Start(t, opts)
+}
+
 func requireTools(t *testing.T) {
 	t.Helper()
 	for _, tool := range []string{"redis-cli", "ldapsearch", "/usr/bin/python3"} {
@@ -242,14 +256,10 @@ func requireTools(t *testing.T) {
 // TestSite deploys the seed on the lab (3 hosts, 9 instances, Gluu's LDAP entry), re-applies with
 // no change, then replaces a failed host twice — after failover and before it — with no key lost.
 func TestSite(t *testing.T) {
-	if testing.Short() {
-		t.Skip("long end-to-end test")
-	}
-	requireTools(t)
-	lab := testenv.Start(t, testenv.Options{Nodes: 3, LDAP: true})
+	lab := startLab(t, testenv.Options{Nodes: 3, LDAP: true})
 	ctx := context.Background()
 	inv, vars := lab.InventoryPath(), lab.LDAPVarsPath()
-	ports := []int{6379, 6380, 6381}
+	ports := sitePorts
 	addrs := nodeAddrs(lab)
 
 	rc := apply(t, "-i", inv, "-var-file", vars, "site.hcl")
