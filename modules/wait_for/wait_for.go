@@ -139,7 +139,13 @@ func (m *WaitFor) condition(t *engine.Target) (what, holds string, check func(ct
 			what, holds = "port "+addr+" to be closed", "port "+addr+" is closed"
 		}
 		return what, holds, func(ctx context.Context) (bool, error) {
-			return portOpen(ctx, c, addr) == positive, nil
+			open := portOpen(ctx, c, addr)
+			if err := ctx.Err(); err != nil {
+				// a dial cut short by the wait's own end says nothing about the port (it is
+				// not "closed")
+				return false, fmt.Errorf("check %s: %w", addr, err)
+			}
+			return open == positive, nil
 		}
 	case m.Path != "":
 		what, holds := m.Path+" to exist", m.Path+" exists"
