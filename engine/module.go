@@ -90,6 +90,36 @@ type Prober interface {
 	Probes() []string
 }
 
+// ProbeBatcher is a Prober some of whose probes a host can answer for several tasks at once with
+// fewer processes than one by one: one stat(1) for many paths rather than one per path. When the
+// engine reads a host's probes ahead and two or more parts share a batch Key, it runs the batch's
+// Command once in their place and files each part of the answer under the probe it stands for.
+type ProbeBatcher interface {
+	Prober
+	// BatchParts returns the parts of Probes() that can be batched; the others run alone.
+	BatchParts() []BatchPart
+}
+
+// BatchPart says that Probe, one of a ProbeBatcher's probes, can be answered by Batch given Arg.
+type BatchPart struct {
+	Probe string
+	Batch ProbeBatch
+	Arg   string
+}
+
+// ProbeBatch reads what several probes of one kind read, in one command. Its Split must give each
+// part exactly what the part's probe alone would have printed, since the module reads it as its
+// own; when it cannot (the output does not line up, a path changed between two reads), it returns
+// an error and the modules read for themselves.
+type ProbeBatch interface {
+	// Key names the batch: parts whose batches have equal keys are merged (by the first one).
+	Key() string
+	// Command is one shell command that answers for every arg.
+	Command(args []string) string
+	// Split returns, from Command's result, each arg's result in order.
+	Split(res ExecResult, args []string) ([]ExecResult, error)
+}
+
 // RootProber is a Prober whose probes are arbitrary queries (a readonly command) rather than reads
 // of the state the module itself manages: what they answer may depend on what earlier tasks waited
 // for. The engine reads them ahead only for a task that depends on no other task, which the run

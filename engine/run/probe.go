@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -124,6 +125,7 @@ func (c cachingConn) Close() error {
 // the cache. It returns the number of hosts whose probes it read.
 func (r *Runner) prefetch(ctx context.Context, hosts []string) int {
 	probes := map[string][]string{}
+	parts := map[string]map[string]engine.BatchPart{}
 	seen := map[string]map[string]bool{}
 	for _, t := range r.pb.Tasks {
 		if t.RunOnce {
@@ -161,6 +163,16 @@ func (r *Runner) prefetch(ctx context.Context, hosts []string) int {
 						probes[h] = append(probes[h], cmd)
 					}
 				}
+				if b, ok := mod.(engine.ProbeBatcher); ok {
+					for _, part := range b.BatchParts() {
+						if parts[h] == nil {
+							parts[h] = map[string]engine.BatchPart{}
+						}
+						if seen[h][part.Probe] && part.Batch != nil {
+							parts[h][part.Probe] = part
+						}
+					}
+				}
 			}
 		}
 	}
@@ -180,6 +192,7 @@ func (r *Runner) prefetch(ctx context.Context, hosts []string) int {
 			r.probes.done(h)
 			continue
 		}
+		entries := batchProbes(cmds, parts[h])
 		wg.Add(1)
 		go func(h string, cmds []string) {
 			defer wg.Done()
@@ -196,14 +209,22 @@ func (r *Runner) prefetch(ctx context.Context, hosts []string) int {
 				return
 			}
 			token := "RBPROBE-" + hex.EncodeToString(tb[:])
-			res, err := conn.Exec(ctx, engine.Command{Cmd: probeScript(cmds, token)})
+			script := make([]string, len(entries))
+			for i, e := range entries {
+				script[i] = e.cmd
+			}
+			res, err := conn.Exec(ctx, engine.Command{Cmd: probeScript(script, token)})
 			if err != nil || res.ExitCode != 0 {
 				return // the modules will read for themselves
 			}
-			results, err := parseProbeOutput(res.Stdout, res.Stderr, cmds, token)
+			outs, err := parseProbeOutput(res.Stdout, res.Stderr, len(script), token)
 			if err != nil {
 				r.emit(Event{Type: EventLog, Host: h, Summary: "probes read one by one: " + err.Error()})
 				return
+			}
+			results, err := splitBatches(entries, outs)
+			if err != nil {
+				r.emit(Event{Type: EventLog, Host: h, Summary: "some probes read one by one: " + err.Error()})
 			}
 			if !r.probes.put(h, results) {
 				return // something changed while they were read
@@ -211,7 +232,7 @@ func (r *Runner) prefetch(ctx context.Context, hosts []string) int {
 			mu.Lock()
 			read++
 			mu.Unlock()
-			r.emit(Event{Type: EventLog, Host: h, Summary: fmt.Sprintf("read the state of %d checks in one round trip", len(cmds))})
+			r.emit(Event{Type: EventLog, Host: h, Summary: readSummary(len(results), len(cmds)-len(script))})
 		}(h, cmds)
 	}
 	wg.Wait()
@@ -261,8 +282,8 @@ func probeSections(out []byte, token string) (map[string]string, []string, error
 	return sections, statuses, nil
 }
 
-// parseProbeOutput reads what probeScript printed on stdout and stderr.
-func parseProbeOutput(stdout, stderr []byte, cmds []string, token string) (map[string]engine.ExecResult, error) {
+// parseProbeOutput reads what probeScript printed on stdout and stderr for its n commands.
+func parseProbeOutput(stdout, stderr []byte, n int, token string) ([]engine.ExecResult, error) {
 	outs, statuses, err := probeSections(stdout, token)
 	if err != nil {
 		return nil, err
@@ -271,10 +292,10 @@ func parseProbeOutput(stdout, stderr []byte, cmds []string, token string) (map[s
 	if err != nil {
 		return nil, fmt.Errorf("stderr: %w", err)
 	}
-	if len(statuses) != len(cmds) || len(outs) != len(cmds) || len(errs) != len(cmds) {
-		return nil, fmt.Errorf("probe output has %d statuses, %d outputs and %d error outputs, want %d of each", len(statuses), len(outs), len(errs), len(cmds))
+	if len(statuses) != n || len(outs) != n || len(errs) != n {
+		return nil, fmt.Errorf("probe output has %d statuses, %d outputs and %d error outputs, want %d of each", len(statuses), len(outs), len(errs), n)
 	}
-	results := make(map[string]engine.ExecResult, len(cmds))
+	results := make([]engine.ExecResult, n)
 	for i, st := range statuses {
 		f := strings.Fields(st)
 		rc, err := strconv.Atoi(f[2])
@@ -286,7 +307,88 @@ func parseProbeOutput(stdout, stderr []byte, cmds []string, token string) (map[s
 		if !ok1 || !ok2 {
 			return nil, fmt.Errorf("probe %d has no output section", i)
 		}
-		results[cmds[i]] = engine.ExecResult{Stdout: []byte(o), Stderr: []byte(e), ExitCode: rc}
+		results[i] = engine.ExecResult{Stdout: []byte(o), Stderr: []byte(e), ExitCode: rc}
 	}
 	return results, nil
+}
+
+// readSummary is the log line of a host whose probes were read ahead.
+func readSummary(checks, saved int) string {
+	s := fmt.Sprintf("read the state of %d checks in one round trip", checks)
+	if saved > 0 {
+		s += fmt.Sprintf(" (%d of them answered by batches)", saved)
+	}
+	return s
+}
+
+// probeEntry is one command of the read-ahead script: a probe alone, or a batch standing for
+// several probes (parts, in the order of args).
+type probeEntry struct {
+	cmd   string
+	batch engine.ProbeBatch
+	args  []string
+	parts []string
+}
+
+// batchProbes turns a host's probes into the script's commands: the parts of every batch key
+// with two or more parts become one command, in the place of the first; the rest run alone.
+func batchProbes(cmds []string, parts map[string]engine.BatchPart) []probeEntry {
+	groups := map[string]*probeEntry{}
+	count := map[string]int{}
+	for _, c := range cmds {
+		if p, ok := parts[c]; ok {
+			count[p.Batch.Key()]++
+		}
+	}
+	var entries []*probeEntry
+	for _, c := range cmds {
+		p, ok := parts[c]
+		if !ok || count[p.Batch.Key()] < 2 {
+			entries = append(entries, &probeEntry{cmd: c})
+			continue
+		}
+		k := p.Batch.Key()
+		g := groups[k]
+		if g == nil {
+			g = &probeEntry{batch: p.Batch}
+			groups[k] = g
+			entries = append(entries, g)
+		}
+		g.args = append(g.args, p.Arg)
+		g.parts = append(g.parts, c)
+	}
+	out := make([]probeEntry, len(entries))
+	for i, e := range entries {
+		if e.batch != nil {
+			e.cmd = e.batch.Command(e.args)
+		}
+		out[i] = *e
+	}
+	return out
+}
+
+// splitBatches files each result under the probe it answers, splitting the batches' results into
+// their parts. A batch that cannot be split leaves its probes out (their modules read them
+// themselves); the error says which.
+func splitBatches(entries []probeEntry, outs []engine.ExecResult) (map[string]engine.ExecResult, error) {
+	results := make(map[string]engine.ExecResult, len(entries))
+	var errs []error
+	for i, e := range entries {
+		if e.batch == nil {
+			results[e.cmd] = outs[i]
+			continue
+		}
+		split, err := e.batch.Split(outs[i], e.args)
+		if err == nil && len(split) != len(e.parts) {
+			err = fmt.Errorf("%d results for %d parts", len(split), len(e.parts))
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("batch %s: %w", e.batch.Key(), err))
+			continue
+		}
+		for j, p := range e.parts {
+			results[p] = split[j]
+		}
+	}
+	return results, errors.Join(errs...)
 }

@@ -47,24 +47,24 @@ func testProbeScript(t *testing.T, shell string, cmds []string, token string) {
 	if err := c.Run(); err != nil {
 		t.Fatal(err)
 	}
-	got, err := parseProbeOutput(out.Bytes(), errOut.Bytes(), cmds, token)
+	got, err := parseProbeOutput(out.Bytes(), errOut.Bytes(), len(cmds), token)
 	if err != nil {
 		t.Fatalf("parse: %v\n%q\n%q", err, out.String(), errOut.String())
 	}
-	want := map[string]engine.ExecResult{
-		cmds[0]: {Stdout: []byte("hello\nworld\n"), Stderr: []byte{}},
-		cmds[1]: {Stdout: []byte("no newline"), Stderr: []byte("oops\n"), ExitCode: 3},
-		cmds[2]: {Stdout: []byte("absent\n"), Stderr: []byte{}},
-		cmds[3]: {Stdout: []byte("\nRBPROBE-fake o 9\n"), Stderr: []byte{}},
-		cmds[4]: {Stdout: []byte{}, Stderr: []byte{}},
+	want := []engine.ExecResult{
+		{Stdout: []byte("hello\nworld\n"), Stderr: []byte{}},
+		{Stdout: []byte("no newline"), Stderr: []byte("oops\n"), ExitCode: 3},
+		{Stdout: []byte("absent\n"), Stderr: []byte{}},
+		{Stdout: []byte("\nRBPROBE-fake o 9\n"), Stderr: []byte{}},
+		{Stdout: []byte{}, Stderr: []byte{}},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("results (-want +got):\n%s", diff)
 	}
-	if _, err := parseProbeOutput(out.Bytes()[:out.Len()-5], errOut.Bytes(), cmds, token); err == nil {
+	if _, err := parseProbeOutput(out.Bytes()[:out.Len()-5], errOut.Bytes(), len(cmds), token); err == nil {
 		t.Error("a cut output parsed without error")
 	}
-	if _, err := parseProbeOutput(out.Bytes(), errOut.Bytes()[:errOut.Len()-5], cmds, token); err == nil {
+	if _, err := parseProbeOutput(out.Bytes(), errOut.Bytes()[:errOut.Len()-5], len(cmds), token); err == nil {
 		t.Error("a cut error output parsed without error")
 	}
 }
@@ -163,6 +163,110 @@ func TestPrefetch(t *testing.T) {
 	}
 	if len(sh.execs) != 1 {
 		t.Errorf("no-op apply ran %d remote commands, want 1 (all probes in one):\n%s", len(sh.execs), strings.Join(sh.execs, "\n---\n"))
+	}
+}
+
+// batchedMarker is a marker whose probes cat(1) reads together.
+type batchedMarker struct {
+	Path  string `hcl:"path,attr"`
+	batch *catBatch
+}
+
+func (m *batchedMarker) marker() *marker  { return &marker{Path: m.Path} }
+func (m *batchedMarker) Probes() []string { return m.marker().Probes() }
+func (m *batchedMarker) Run(ctx context.Context, t *engine.Target) (engine.Outcome, error) {
+	return m.marker().Run(ctx, t)
+}
+
+func (m *batchedMarker) BatchParts() []engine.BatchPart {
+	return []engine.BatchPart{{Probe: m.Probes()[0], Batch: m.batch, Arg: m.Path}}
+}
+
+// catBatch answers markers' probes with one cat of all their files, each of which holds one line.
+type catBatch struct {
+	broken bool // Split refuses
+	args   [][]string
+}
+
+func (b *catBatch) Key() string { return "cat" }
+
+func (b *catBatch) Command(args []string) string {
+	b.args = append(b.args, args)
+	s := "for f in"
+	for _, a := range args {
+		s += " " + engine.ShellQuote(a)
+	}
+	return s + `; do cat "$f" 2>/dev/null || echo missing; done`
+}
+
+func (b *catBatch) Split(res engine.ExecResult, args []string) ([]engine.ExecResult, error) {
+	lines := strings.SplitAfter(string(res.Stdout), "\n")
+	if b.broken || len(lines) != len(args)+1 {
+		return nil, fmt.Errorf("%d lines for %d files", len(lines)-1, len(args))
+	}
+	out := make([]engine.ExecResult, len(args))
+	for i := range args {
+		out[i] = engine.ExecResult{Stdout: []byte(lines[i]), Stderr: []byte{}}
+	}
+	return out, nil
+}
+
+// TestPrefetchBatches: the probes of a batch are read by one command in the read-ahead script,
+// which stands for each of them; a batch that cannot split its answer leaves its probes to
+// their modules, and the run is right either way.
+func TestPrefetchBatches(t *testing.T) {
+	for _, broken := range []bool{false, true} {
+		t.Run(fmt.Sprintf("broken=%v", broken), func(t *testing.T) {
+			dir := t.TempDir()
+			play := filepath.Join(dir, "play.hcl")
+			src := `host "local" { address = "127.0.0.1" }
+`
+			for i := 0; i < 3; i++ {
+				src += fmt.Sprintf("task \"b%d\" {\n  batched {\n    path = %q\n  }\n}\n", i, filepath.Join(dir, fmt.Sprintf("b%d", i)))
+			}
+			src += fmt.Sprintf("task \"alone\" {\n  marker {\n    path = %q\n  }\n}\n", filepath.Join(dir, "m"))
+			os.WriteFile(play, []byte(src), 0o644)
+			batch := &catBatch{broken: broken}
+			reg := engine.NewRegistry(
+				engine.ModuleInfo{Name: "marker", New: func() engine.Module { return &marker{} }},
+				engine.ModuleInfo{Name: "batched", New: func() engine.Module { return &batchedMarker{batch: batch} }},
+			)
+			run := func() (*Recap, *localShell) {
+				pb, diags := config.Load(config.Options{Playbook: play, Registry: reg})
+				if diags.HasErrors() {
+					t.Fatal(diags.Error())
+				}
+				sh := &localShell{}
+				rc, err := New(pb, Options{Mode: Apply, Connector: ConnectorFunc(func(context.Context, *config.Host) (engine.Conn, error) { return sh, nil })}).Run(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				return rc, sh
+			}
+			os.WriteFile(filepath.Join(dir, "b1"), []byte("here\n"), 0o644)
+			if rc, _ := run(); rc.Changed != 3 || rc.OK != 1 {
+				t.Fatalf("first apply: %+v", rc)
+			}
+			batch.args = nil
+			rc, sh := run()
+			if rc.Changed != 0 || rc.OK != 4 {
+				t.Fatalf("second apply: %+v", rc)
+			}
+			if want := [][]string{{filepath.Join(dir, "b0"), filepath.Join(dir, "b1"), filepath.Join(dir, "b2")}}; !cmp.Equal(batch.args, want) {
+				t.Errorf("batch commands for %q, want one for %q", batch.args, want)
+			}
+			script := sh.execs[0]
+			if strings.Contains(script, "cat "+filepath.Join(dir, "b0")) || !strings.Contains(script, "cat "+filepath.Join(dir, "m")) {
+				t.Errorf("the script runs the batched probes alone, or not the other one:\n%s", script)
+			}
+			want := 1 // the script answers everything
+			if broken {
+				want = 1 + 3 // each batched marker reads its own file
+			}
+			if len(sh.execs) != want {
+				t.Errorf("no-op apply ran %d remote commands, want %d:\n%s", len(sh.execs), want, strings.Join(sh.execs, "\n---\n"))
+			}
+		})
 	}
 }
 
@@ -272,3 +376,34 @@ func TestCommandsWaitForTheirHostsProbes(t *testing.T) {
 	cache.done("node2")
 	cache.wait(context.Background(), "node2") // returns: nothing pending
 }
+
+// TestBatchProbes: parts of a key with two or more parts become one command in the place of the
+// first; a key with one part, and a probe with none, run alone, in order.
+func TestBatchProbes(t *testing.T) {
+	k1, k2 := &catBatch{}, &namedBatch{catBatch{}, "other"}
+	parts := map[string]engine.BatchPart{
+		"b": {Probe: "b", Batch: k1, Arg: "B"},
+		"c": {Probe: "c", Batch: k2, Arg: "C"},
+		"d": {Probe: "d", Batch: k1, Arg: "D"},
+	}
+	got := batchProbes([]string{"a", "b", "c", "d", "e"}, parts)
+	var desc []string
+	for _, e := range got {
+		if e.batch != nil {
+			desc = append(desc, fmt.Sprintf("%s%v%v", e.batch.Key(), e.args, e.parts))
+		} else {
+			desc = append(desc, e.cmd)
+		}
+	}
+	if want := []string{"a", "cat[B D][b d]", "c", "e"}; !cmp.Equal(desc, want) {
+		t.Errorf("entries %q, want %q", desc, want)
+	}
+}
+
+// namedBatch is a catBatch under another key.
+type namedBatch struct {
+	catBatch
+	key string
+}
+
+func (b *namedBatch) Key() string { return b.key }

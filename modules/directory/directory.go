@@ -158,11 +158,7 @@ func (m *Directory) Run(ctx context.Context, t *engine.Target) (engine.Outcome, 
 // where a file's digest would be); "absent" when
 // nothing is there, and "other" for anything else, which the module refuses alike whatever it is,
 // so a file in the way is neither stat'ed nor hashed. The tests are shell builtins.
-func (m *Directory) ProbeCommand() string {
-	return "p=" + engine.ShellQuote(m.Path) + `; ` +
-		`if [ -d "$p" ]; then exec stat -L -c "directory %a %U %G %u %g %s -" -- "$p"; ` +
-		`elif [ -e "$p" ] || [ -L "$p" ]; then echo other; else echo absent; fi`
-}
+func (m *Directory) ProbeCommand() string { return hostfile.DirectoryProbeCommand(m.Path) }
 
 // probe reads the state of the path with ProbeCommand.
 func (m *Directory) probe(ctx context.Context, c engine.Conn) (hostfile.State, error) {
@@ -188,5 +184,10 @@ var (
 
 // Probes implements engine.Prober: the one read of the path Run starts with.
 func (m *Directory) Probes() []string { return []string{m.ProbeCommand()} }
+
+// BatchParts implements engine.ProbeBatcher: the probe can be read with other paths'.
+func (m *Directory) BatchParts() []engine.BatchPart {
+	return []engine.BatchPart{hostfile.DirectoryPart(m.Path)}
+}
 
 var _ engine.Prober = (*Directory)(nil)

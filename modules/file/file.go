@@ -155,4 +155,7 @@ var (
 // Probes implements engine.Prober: the one read of the destination Run starts with.
 func (m *File) Probes() []string { return []string{hostfile.ProbeCommand(m.Dest)} }
 
+// BatchParts implements engine.ProbeBatcher: the probe can be read with other paths'.
+func (m *File) BatchParts() []engine.BatchPart { return []engine.BatchPart{hostfile.FilePart(m.Dest)} }
+
 var _ engine.Prober = (*File)(nil)
