@@ -166,7 +166,10 @@ func (p *placer) chooseMasters() {
 			p.setMaster(s, sh.Master)
 		}
 	}
-	// Move the others to a host with room: one of the shard's replicas there, else a free instance.
+	// Move the others to a host with room: one of the shard's replicas there, else a free
+	// instance, else (when no replica of the shard lives on a host with room, common with many
+	// hosts) an instance there that now replicates another shard: it replicates this one, syncs
+	// and takes over; its old shard gets a replica back from the members this move releases.
 	for s, sh := range p.in.Shards {
 		if p.out[s].Master >= 0 || sh.Master < 0 {
 			continue
@@ -189,6 +192,13 @@ func (p *placer) chooseMasters() {
 		for _, f := range p.sortedPool() {
 			if p.fresh[f] {
 				consider(f, 1)
+			}
+		}
+		for o, other := range p.in.Shards {
+			if o != s {
+				for _, r := range other.Replicas {
+					consider(r, 2)
+				}
 			}
 		}
 		if best < 0 {
@@ -313,8 +323,46 @@ func (p *placer) chooseReplicas() {
 			delete(p.pool, i)
 		}
 	}
+	p.swapMisplaced()
 	for s := range p.out {
 		sort.Ints(p.out[s].Replicas)
+	}
+}
+
+// swapMisplaced trades replicas between shards where that puts a replica off a host (or zone)
+// its shard already uses without putting the other one on such a host: what keeping members in
+// order leaves behind when a master moved to another shard's replica.
+func (p *placer) swapMisplaced() {
+	clash := func(s, i, except int) bool {
+		h, z := p.host(i), p.in.Instances[i].Zone
+		if m := p.out[s].Master; m >= 0 && (p.host(m) == h || (z != "" && p.in.Instances[m].Zone == z)) {
+			return true
+		}
+		for _, r := range p.out[s].Replicas {
+			if r != except && r != i && (p.host(r) == h || (z != "" && p.in.Instances[r].Zone == z)) {
+				return true
+			}
+		}
+		return false
+	}
+	for s := range p.out {
+		for a, r := range p.out[s].Replicas {
+			if !clash(s, r, r) {
+				continue
+			}
+		search:
+			for o := range p.out {
+				if o == s || p.out[o].Master < 0 {
+					continue
+				}
+				for b, q := range p.out[o].Replicas {
+					if !clash(s, q, r) && !clash(o, r, q) && !clash(o, q, q) {
+						p.out[s].Replicas[a], p.out[o].Replicas[b] = q, r
+						break search
+					}
+				}
+			}
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package redis_cluster
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -185,6 +186,52 @@ func TestPlaceMovesMasterBack(t *testing.T) {
 	}
 }
 
+// TestPlaceMovesMasterToAnotherShardsReplica: the host that lost its master holds no replica of
+// the shard that took it over (with many hosts, a shard's replicas sit on few of them). One of its
+// instances leaves the shard it replicates, becomes the master, and the shard it left gets a
+// replica back: every host one master, every master its replicas on other hosts.
+func TestPlaceMovesMasterToAnotherShardsReplica(t *testing.T) {
+	insts := grid(4, 2) // node1 0 1, node2 2 3, node3 4 5, node4 6 7
+	in := PlaceInput{Instances: insts, Replicas: 1, Shards: []ShardSpec{
+		{Master: 0, Replicas: []int{2}}, // node1, replica on node2
+		{Master: 1, Replicas: []int{5}}, // node1 too (took over from node4), replica on node3
+		{Master: 4, Replicas: []int{6}}, // node3, replica on node4
+		{Master: 3, Replicas: []int{7}}, // node2, replica on node4
+	}}
+	l := Place(in)
+	if len(l.Warnings) != 0 {
+		t.Errorf("warnings: %q\n%s", l.Warnings, describe(insts, l))
+	}
+	masters := map[string]int{}
+	seen := map[int]int{}
+	for _, sh := range l.Shards {
+		masters[insts[sh.Master].Host]++
+		seen[sh.Master]++
+		for _, r := range sh.Replicas {
+			seen[r]++
+			if insts[r].Host == insts[sh.Master].Host {
+				t.Errorf("replica %s on its master's host", insts[r].Name())
+			}
+		}
+		if len(sh.Replicas) != 1 {
+			t.Errorf("master %s has %d replicas", insts[sh.Master].Name(), len(sh.Replicas))
+		}
+	}
+	for h := 1; h <= 4; h++ {
+		if n := masters[fmt.Sprintf("node%d", h)]; n != 1 {
+			t.Errorf("node%d holds %d masters\n%s", h, n, describe(insts, l))
+		}
+	}
+	for i := range insts {
+		if seen[i] != 1 {
+			t.Errorf("%s has %d roles", insts[i].Name(), seen[i])
+		}
+	}
+	if l.Shards[0].Master != 0 || l.Shards[2].Master != 4 || l.Shards[3].Master != 3 {
+		t.Errorf("moved a master that had room:\n%s", describe(insts, l))
+	}
+}
+
 func BenchmarkPlace100Hosts(b *testing.B) {
 	insts := grid(100, 3)
 	for b.Loop() {
@@ -245,5 +292,42 @@ func TestPlaceDrain(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPlaceRestoresAfterFailovers: on grids of many hosts, failovers that left some hosts with two
+// masters and others with none (the old master rejoined as a replica of the new one) are placed
+// back to one master per host and no anti-affinity warning, whichever shards failed over.
+func TestPlaceRestoresAfterFailovers(t *testing.T) {
+	for _, hosts := range []int{4, 5, 10, 30} {
+		insts := grid(hosts, 3)
+		base := Place(createInput(insts, 2))
+		for seed := 0; seed < 40; seed++ {
+			rng := rand.New(rand.NewPCG(uint64(hosts), uint64(seed)))
+			in := PlaceInput{Instances: insts, Replicas: 2}
+			for _, sh := range base.Shards {
+				in.Shards = append(in.Shards, ShardSpec{Master: sh.Master, Replicas: append([]int{}, sh.Replicas...)})
+			}
+			for k := 1 + rng.IntN(3); k > 0; k-- {
+				sh := &in.Shards[rng.IntN(len(in.Shards))]
+				j := rng.IntN(len(sh.Replicas))
+				sh.Master, sh.Replicas[j] = sh.Replicas[j], sh.Master
+			}
+			l := Place(in)
+			masters := map[string]int{}
+			for _, sh := range l.Shards {
+				masters[insts[sh.Master].Host]++
+			}
+			if len(l.Warnings) != 0 || len(masters) != hosts {
+				t.Fatalf("%d hosts, seed %d: %d hosts hold masters, warnings %q\nfrom\n%s\nplaced\n%s", hosts, seed, len(masters), l.Warnings,
+					describe(insts, Layout{Shards: func() []ShardLayout {
+						var out []ShardLayout
+						for _, s := range in.Shards {
+							out = append(out, ShardLayout{Master: s.Master, Replicas: s.Replicas})
+						}
+						return out
+					}()}), describe(insts, l))
+			}
+		}
 	}
 }
