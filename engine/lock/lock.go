@@ -326,8 +326,18 @@ const DefaultLease = 15 * time.Second
 // holdScript holds the lock while heartbeats arrive on stdin: it ends (and the flock with it) on
 // EOF (release) or when none came within lease. Once the lock is taken it prints takenLine(token),
 // which tells the run, as the session's output streams in, that it holds the lock.
+//
+// It starts as few processes as it can, since every run on every host pays for them: the host's
+// name comes from /proc (uname(1) where there is none), and under bash the wait for a heartbeat
+// is bash's own read -t; other shells run timeout(1) and sh for each wait.
 func holdScript(path, info, token string, lease time.Duration) string {
-	return fmt.Sprintf(`f=%s
+	name := ""
+	if strings.Contains(path, "$(uname -n)") {
+		name = "h=; { IFS= read -r h </proc/sys/kernel/hostname; } 2>/dev/null && [ -n \"$h\" ] || h=$(uname -n)\n"
+		path = strings.ReplaceAll(path, "$(uname -n)", "${h}")
+	}
+	secs := max(1, int(lease/time.Second))
+	return name + fmt.Sprintf(`f=%s
 command -v flock >/dev/null 2>&1 || { echo "flock(1) is not installed on this host (Debian: apt-get install util-linux)" >&2; exit %d; }
 case $f in */*) d=${f%%/*};; *) d=.;; esac; [ -d "${d:-/}" ] || mkdir -p -- "$d" || exit 73
 exec 9<>"$f" || exit 73
@@ -335,9 +345,10 @@ if ! flock -n 9; then cat -- "$f"; exit %d; fi
 : >"$f"
 printf '%%s\n' %s >&9
 printf '%%s\n' %s
-while timeout %d sh -c 'IFS= read -r x'; do :; done
+if [ -n "${BASH_VERSION-}" ]; then while IFS= read -r -t %d x; do :; done
+else while timeout %d sh -c 'IFS= read -r x'; do :; done; fi
 : >"$f"
-`, path, exitNoFlock, exitBusy, engine.ShellQuote(info), engine.ShellQuote(strings.TrimSuffix(takenLine(token), "\n")), max(1, int(lease/time.Second)))
+`, path, exitNoFlock, exitBusy, engine.ShellQuote(info), engine.ShellQuote(strings.TrimSuffix(takenLine(token), "\n")), secs, secs)
 }
 
 // takenLine is what the holding script prints once it holds the lock.

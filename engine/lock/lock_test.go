@@ -21,10 +21,15 @@ import (
 
 // localConn is an engine.Conn that runs commands with the local sh: real flock, real processes,
 // no SSH. Cancelling ctx kills the command, as a lost session would.
-type localConn struct{}
+// localConn runs commands with a local shell (sh when shell is empty).
+type localConn struct{ shell string }
 
-func (localConn) Exec(ctx context.Context, cmd engine.Command) (engine.ExecResult, error) {
-	c := exec.CommandContext(ctx, "sh", "-c", cmd.Cmd)
+func (l localConn) Exec(ctx context.Context, cmd engine.Command) (engine.ExecResult, error) {
+	sh := l.shell
+	if sh == "" {
+		sh = "sh"
+	}
+	c := exec.CommandContext(ctx, sh, "-c", cmd.Cmd)
 	var stdout, stderr bytes.Buffer
 	c.Stdout, c.Stderr = &stdout, &stderr
 	if cmd.Stdout != nil {
@@ -240,13 +245,20 @@ func (envConn) DialContext(context.Context, string, string) (net.Conn, error) { 
 // TestLease: a holder that keeps sending heartbeats keeps the lock past its lease; a holder that
 // vanished without closing its session (a partitioned client: stdin open, silent) loses it after
 // the lease, so the next run can take over.
+// TestLease runs the holding script under dash (its waits are timeout(1)) and bash (read -t).
 func TestLease(t *testing.T) {
 	if _, err := exec.LookPath("flock"); err != nil {
 		t.Skip("flock(1) not installed")
 	}
+	for _, shell := range []string{"sh", "bash"} {
+		t.Run(shell, func(t *testing.T) { testLease(t, shell) })
+	}
+}
+
+func testLease(t *testing.T, shell string) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "runbook.lock")
-	hosts := map[string]engine.Conn{"h1": localConn{}}
+	hosts := map[string]engine.Conn{"h1": localConn{shell}}
 	lease := time.Second
 
 	rel, err := AcquireAll(ctx, hosts, Options{Path: path, Lease: lease, Holder: Holder{PID: 1}})
@@ -260,7 +272,7 @@ func TestLease(t *testing.T) {
 	rel()
 
 	// a silent holder: the holding script with an input that stays open and says nothing
-	silent := exec.Command("sh", "-c", holdScript(path, encode(Holder{PID: 2, Playbook: "gone.hcl"}, "tok"), "tok", lease))
+	silent := exec.Command(shell, "-c", holdScript(path, encode(Holder{PID: 2, Playbook: "gone.hcl"}, "tok"), "tok", lease))
 	in, err := silent.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -324,5 +336,29 @@ func TestLineWatch(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestHostNameInPath: $(uname -n) in the lock path is the host's name, under dash and bash.
+func TestHostNameInPath(t *testing.T) {
+	if _, err := exec.LookPath("flock"); err != nil {
+		t.Skip("flock(1) not installed")
+	}
+	name, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, shell := range []string{"sh", "bash"} {
+		dir := t.TempDir()
+		rel, err := AcquireAll(context.Background(), map[string]engine.Conn{"h1": localConn{shell}},
+			Options{Path: dir + "/runbook-$(uname -n).lock"})
+		if err != nil {
+			t.Fatalf("%s: %v", shell, err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "runbook-"+name+".lock")); err != nil {
+			entries, _ := os.ReadDir(dir)
+			t.Errorf("%s: %v; the folder holds %v", shell, err, entries)
+		}
+		rel()
 	}
 }
