@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -107,6 +108,7 @@ type runFlags struct {
 	verbose          bool
 	detailedExitcode bool
 	lockTimeout      time.Duration
+	persist          time.Duration
 }
 
 func (a *app) planCommand() *cobra.Command {
@@ -116,6 +118,10 @@ func (a *app) planCommand() *cobra.Command {
 		Short: "Show what apply would change on each host, changing nothing",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var err error
+			if f.persist, err = a.persistValue(cmd, f.persist); err != nil {
+				return err
+			}
 			return a.execute(cmd.Context(), run.Plan, args[0], f)
 		},
 	}
@@ -132,6 +138,10 @@ func (a *app) applyCommand() *cobra.Command {
 		Short: "Make every host match the playbook",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var err error
+			if f.persist, err = a.persistValue(cmd, f.persist); err != nil {
+				return err
+			}
 			return a.execute(cmd.Context(), run.Apply, args[0], f)
 		},
 	}
@@ -147,6 +157,32 @@ func (a *app) registerRunFlags(cmd *cobra.Command, f *runFlags) {
 	cmd.Flags().BoolVar(&f.jsonOut, "json", false, "print one JSON object per line instead of text")
 	cmd.Flags().IntVar(&f.forks, "forks", 20, "hosts worked on at once")
 	cmd.Flags().BoolVarP(&f.verbose, "verbose", "v", false, "show every detail line of every module (secrets redacted)")
+	registerPersist(cmd, &f.persist)
+}
+
+// registerPersist adds --persist, whose default is $RUNBOOK_PERSIST (persistValue).
+func registerPersist(cmd *cobra.Command, p *time.Duration) {
+	cmd.Flags().DurationVar(p, "persist", 0, "keep each host's SSH connection open for `DURATION` (e.g. 60s) after the run, for the next runs to use instead of connecting (default $RUNBOOK_PERSIST, else off)")
+}
+
+// persistValue is --persist when given, else $RUNBOOK_PERSIST, else 0.
+func (a *app) persistValue(cmd *cobra.Command, flag time.Duration) (time.Duration, error) {
+	if flag < 0 {
+		return 0, fmt.Errorf("--persist must not be negative")
+	}
+	if cmd.Flags().Changed("persist") {
+		return flag, nil
+	}
+	for _, kv := range a.environ {
+		if v, ok := strings.CutPrefix(kv, "RUNBOOK_PERSIST="); ok && v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				return 0, fmt.Errorf("RUNBOOK_PERSIST=%q is not a duration like 60s", v)
+			}
+			return d, nil
+		}
+	}
+	return 0, nil
 }
 
 func (a *app) execute(ctx context.Context, mode run.Mode, path string, f runFlags) error {
@@ -180,7 +216,7 @@ func (a *app) execute(ctx context.Context, mode run.Mode, path string, f runFlag
 		Limit:     f.limit,
 		Forks:     f.forks,
 		FailFast:  f.failFast,
-		Connector: connect.NewSSH(pb),
+		Connector: &connect.SSH{Playbook: pb, ConnectTimeout: 10 * time.Second, Persist: f.persist},
 		Sink:      sink,
 		Trace:     f.verbose,
 		Lock: &lock.Options{

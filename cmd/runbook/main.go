@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/runbook/runbook/engine/sshconn"
 	"github.com/runbook/runbook/modules/all"
 )
 
@@ -24,6 +25,10 @@ type exitError struct{ code int }
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
 func main() {
+	if sshconn.MuxRequested() {
+		// this process keeps SSH connections open for later runs (--persist)
+		os.Exit(sshconn.ServeMux(os.Stdin, os.Stdout))
+	}
 	if os.Getenv("GOGC") == "" {
 		// A run keeps little alive but reads a lot (every host's checks, every instance's CLUSTER
 		// NODES, over and over while a cluster converges): letting the heap grow to 1.5 times what

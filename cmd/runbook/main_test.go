@@ -7,12 +7,16 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/runbook/runbook/engine/sshconn"
 	"github.com/runbook/runbook/testenv"
 )
 
 var lab = testenv.NewShared(testenv.Options{Nodes: 3})
 
 func TestMain(m *testing.M) {
+	if sshconn.MuxRequested() {
+		os.Exit(sshconn.ServeMux(os.Stdin, os.Stdout))
+	}
 	os.Exit(testscript.RunMain(sharedLabMain{m}, map[string]func() int{
 		"runbook": func() int { return Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Environ()) },
 	}))

@@ -25,6 +25,7 @@ import (
 func (a *app) statusCommand() *cobra.Command {
 	var f loadFlags
 	var format string
+	var persist time.Duration
 	cmd := &cobra.Command{
 		Use:   "status [-i FILE]... PLAYBOOK",
 		Short: "Show the live state of what the playbook manages (e.g. the Redis Cluster layout)",
@@ -34,16 +35,20 @@ func (a *app) statusCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.status(cmd.Context(), pb, format)
+			if persist, err = a.persistValue(cmd, persist); err != nil {
+				return err
+			}
+			return a.status(cmd.Context(), pb, format, persist)
 		},
 	}
 	f.register(cmd, true)
+	registerPersist(cmd, &persist)
 	cmd.Flags().StringVar(&format, "format", "text", "output `FORMAT`: text, svg or dot")
 	return cmd
 }
 
 // status asks every task whose module can describe live state (engine.StatusReporter) to do so.
-func (a *app) status(ctx context.Context, pb *config.Playbook, format string) error {
+func (a *app) status(ctx context.Context, pb *config.Playbook, format string, persist time.Duration) error {
 	switch format {
 	case "text", "svg", "dot":
 	default:
@@ -54,6 +59,7 @@ func (a *app) status(ctx context.Context, pb *config.Playbook, format string) er
 	// status is what an operator looks at while a host is down: do not wait long for it
 	ssh := connect.NewSSH(pb)
 	ssh.ConnectTimeout = 3 * time.Second
+	ssh.Persist = persist
 	pool := run.NewPool(pb, ssh)
 	defer pool.Close()
 	for _, t := range pb.Tasks {

@@ -16,13 +16,17 @@ import (
 // SSH connects to a playbook's hosts over SSH. Commands carrying the playbook's secrets on their
 // command line are refused by the connections it makes.
 type SSH struct {
-	pb *config.Playbook
+	// Playbook holds the inventory.
+	Playbook *config.Playbook
 	// ConnectTimeout bounds connecting to one host (TCP, handshake, authentication). Default 10s.
 	ConnectTimeout time.Duration
+	// Persist keeps each connection open that long after the run, for the next runs (see
+	// sshconn.Config.Persist). Zero: off.
+	Persist time.Duration
 }
 
 // NewSSH returns the SSH connector for pb's inventory.
-func NewSSH(pb *config.Playbook) *SSH { return &SSH{pb: pb, ConnectTimeout: 10 * time.Second} }
+func NewSSH(pb *config.Playbook) *SSH { return &SSH{Playbook: pb, ConnectTimeout: 10 * time.Second} }
 
 // Connect implements run.Connector.
 func (s *SSH) Connect(ctx context.Context, h *config.Host) (engine.Conn, error) {
@@ -30,7 +34,7 @@ func (s *SSH) Connect(ctx context.Context, h *config.Host) (engine.Conn, error) 
 	if err != nil {
 		return nil, err
 	}
-	c, err := sshconn.Dial(ctx, cfg, s.pb.Secrets)
+	c, err := sshconn.Dial(ctx, cfg, s.Playbook.Secrets)
 	if err != nil {
 		return nil, err // not a typed nil in the interface
 	}
@@ -56,6 +60,9 @@ func (s *SSH) config(h *config.Host, depth int) (sshconn.Config, error) {
 		ConnectTimeout: s.ConnectTimeout,
 		KeepAlive:      5 * time.Second,
 	}
+	if depth == 0 {
+		cfg.Persist = s.Persist
+	}
 	if h.PrivateKey != "" {
 		cfg.PrivateKeys = []string{h.PrivateKey}
 	}
@@ -72,7 +79,7 @@ func (s *SSH) config(h *config.Host, depth int) (sshconn.Config, error) {
 		if depth > 5 {
 			return cfg, fmt.Errorf("%s: jump hosts nest more than 5 deep", h.Name)
 		}
-		jh, ok := s.pb.Host(h.Jump)
+		jh, ok := s.Playbook.Host(h.Jump)
 		if !ok {
 			return cfg, fmt.Errorf("%s: unknown jump host %q", h.Name, h.Jump)
 		}

@@ -156,6 +156,21 @@ func (c *Client) Connects() int {
 
 // connectLocked makes a new SSH connection and makes it current. c.mu must be held.
 func (c *Client) connectLocked(parent context.Context) (*conn, error) {
+	if c.cfg.Persist > 0 && c.jump == nil {
+		cn, err := c.connectKeeper(parent)
+		switch {
+		case err == nil:
+			c.cur = cn
+			c.connects++
+			c.wg.Add(2)
+			go c.watch(cn)
+			go c.keepalive(cn)
+			return cn, nil
+		case !errors.Is(err, errNoKeeper):
+			return nil, err // the host's own answer (unreachable, key refused...)
+		}
+		// no keeper: connect as usual
+	}
 	name, addr := c.cfg.Name, c.cfg.addr()
 	ctx, cancel := context.WithTimeout(parent, c.cfg.ConnectTimeout)
 	defer cancel()

@@ -25,6 +25,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if MuxRequested() { // a connection keeper started by a test (TestPersist)
+		os.Exit(ServeMux(os.Stdin, os.Stdout))
+	}
 	// Keys from the agent of whoever runs the tests must not change their outcome.
 	os.Unsetenv("SSH_AUTH_SOCK")
 	os.Exit(m.Run())

@@ -100,6 +100,14 @@ type Config struct {
 	// MaxSessions bounds the concurrent sessions (commands) over the connection; more Execs wait.
 	// Default 8 (sshd allows 10 per connection by default).
 	MaxSessions int
+	// Persist, when not zero, keeps the connection open in a keeper process for that long after
+	// the last run using it ended, and runs in the meantime use it instead of connecting (see
+	// ServeMux; the program's main must call it when MuxRequested). A run falls back to its own
+	// connection when no keeper can serve. Not used through a jump host.
+	Persist time.Duration
+	// PersistDir is the private folder of the keepers' sockets. Default $XDG_RUNTIME_DIR/runbook-ssh,
+	// else runbook-ssh-UID in the temporary folder.
+	PersistDir string
 }
 
 // addr returns host:port.
@@ -147,6 +155,9 @@ func (c Config) resolveDepth(depth int) (Config, error) {
 	}
 	if c.MaxSessions <= 0 {
 		c.MaxSessions = DefaultMaxSessions
+	}
+	if c.Persist < 0 {
+		return c, fmt.Errorf("%s: persist must not be negative, not %s", c.Name, c.Persist)
 	}
 	if c.KnownHosts == "" && c.HostKeyPolicy != Insecure {
 		home, err := os.UserHomeDir()

@@ -1,0 +1,278 @@
+package sshconn
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/runbook/runbook/engine"
+)
+
+// persistDirFor returns a private folder for keepers' sockets with a short path (a unix socket's
+// path is at most 107 bytes).
+func persistDirFor(t *testing.T) string {
+	d, err := os.MkdirTemp("", "rbk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+// waitGone waits until path does not exist.
+func waitGone(t *testing.T, path string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still exists after %s", path, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestPersist: with Persist, the second run reuses the connection the first one made (sshd
+// authenticates one connection for both); commands, their input, output, error output and exit
+// status, and forwarded connections go through the keeper unchanged; a run that ends takes its
+// commands on the host with it (what the run lock relies on); the keeper leaves Persist after the
+// last run.
+func TestPersist(t *testing.T) {
+	s := startSSHD(t, sshdOptions{})
+	cfg := s.config("node1", s.knownHosts(t))
+	cfg.Persist = 1500 * time.Millisecond
+	cfg.PersistDir = persistDirFor(t)
+	ctx := context.Background()
+
+	c1, err := Dial(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c1.Exec(ctx, engine.Command{Cmd: "cat; echo oops >&2; exit 3", Stdin: strings.NewReader("from stdin\n")})
+	if err != nil || string(res.Stdout) != "from stdin\n" || string(res.Stderr) != "oops\n" || res.ExitCode != 3 {
+		t.Fatalf("exec through the keeper: %+v, %v", res, err)
+	}
+	big := strings.Repeat("0123456789", 100_000)
+	res, err = c1.Exec(ctx, engine.Command{Cmd: "cat", Stdin: strings.NewReader(big)})
+	if err != nil || string(res.Stdout) != big {
+		t.Fatalf("1 MB through the keeper and back: %d bytes, %v", len(res.Stdout), err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(conn, conn); conn.Close() }()
+		}
+	}()
+	fw, err := c1.DialContext(ctx, "tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4)
+	if _, err := fw.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(fw, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("forwarded connection through the keeper: %q, %v", buf, err)
+	}
+	fw.Close()
+	c1.Close()
+
+	// A second run: no new SSH connection to the host.
+	c2, err := Dial(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := c2.Exec(ctx, engine.Command{Cmd: "echo two"}); err != nil || string(res.Stdout) != "two\n" {
+		t.Fatalf("second run: %+v, %v", res, err)
+	}
+	if got := s.accepted(); got != 1 {
+		t.Errorf("sshd authenticated %d connections for two runs, want 1 (the keeper's)", got)
+	}
+
+	// A command that lives as long as its input, like the run lock: the run ends, so does it.
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	stdin, hold := io.Pipe()
+	defer hold.Close()
+	go c2.Exec(ctx, engine.Command{Cmd: "echo $$ > " + pidFile + "; exec cat >/dev/null", Stdin: stdin})
+	var pid int
+	for deadline := time.Now().Add(5 * time.Second); pid == 0; {
+		b, _ := os.ReadFile(pidFile)
+		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		if pid == 0 && time.Now().After(deadline) {
+			t.Fatal("the holding command did not start")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // it has exec'd cat
+	c2.Close()
+	for deadline := time.Now().Add(5 * time.Second); syscall.Kill(pid, 0) == nil; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the command (pid %d) outlived its run by 5 s", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// Idle for Persist: the keeper leaves, and the next run makes a keeper (a connection) again.
+	sock, err := persistSocket(withDefaults(t, cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, sock, cfg.Persist+3*time.Second)
+	c3, err := Dial(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c3.Close()
+	if res, err := c3.Exec(ctx, engine.Command{Cmd: "echo three"}); err != nil || string(res.Stdout) != "three\n" {
+		t.Fatalf("run after the keeper left: %+v, %v", res, err)
+	}
+	if got := s.accepted(); got != 2 {
+		t.Errorf("sshd authenticated %d connections, want 2 (a new keeper)", got)
+	}
+}
+
+// withDefaults resolves cfg as Dial does, for persistSocket.
+func withDefaults(t *testing.T, cfg Config) Config {
+	t.Helper()
+	rc, err := cfg.resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rc
+}
+
+// TestPersistErrors: a host the keeper cannot reach or log in to gives the run the same typed
+// error as its own connection would, once (no second attempt), and leaves no keeper behind; a
+// socket folder others can enter is not used, and the run connects by itself.
+func TestPersistErrors(t *testing.T) {
+	s := startSSHD(t, sshdOptions{})
+	dir := persistDirFor(t)
+	ctx := context.Background()
+
+	t.Run("unreachable", func(t *testing.T) {
+		cfg := s.config("node2", s.knownHosts(t))
+		cfg.Port = freePort(t)
+		cfg.Persist, cfg.PersistDir = time.Minute, dir
+		_, err := Dial(ctx, cfg, nil)
+		var ue *UnreachableError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), fmt.Sprintf("node2 (127.0.0.1:%d): connection refused", cfg.Port)) {
+			t.Fatalf("err = %v, want an UnreachableError", err)
+		}
+		sock, _ := persistSocket(withDefaults(t, cfg))
+		if _, err := os.Stat(sock); err == nil {
+			t.Errorf("a keeper listens on %s for an unreachable host", sock)
+		}
+	})
+	t.Run("key refused", func(t *testing.T) {
+		cfg := s.config("node1", s.knownHosts(t))
+		cfg.PrivateKeys = []string{newKey(t, t.TempDir(), "other", "ed25519").file}
+		cfg.Persist, cfg.PersistDir = time.Minute, dir
+		_, err := Dial(ctx, cfg, nil)
+		var ae *AuthError
+		if !errors.As(err, &ae) || ae.User != cfg.User {
+			t.Fatalf("err = %v, want an AuthError", err)
+		}
+	})
+	t.Run("host key changed", func(t *testing.T) {
+		other := startSSHD(t, sshdOptions{})
+		cfg := s.config("node1", other.knownHosts(t)) // other's key recorded for s's address
+		k := filepath.Join(t.TempDir(), "known_hosts")
+		b, _ := os.ReadFile(cfg.KnownHosts)
+		os.WriteFile(k, bytes.ReplaceAll(b, []byte(other.addr()), []byte(s.addr())), 0o600)
+		if s.port == other.port {
+			t.Skip("same port")
+		}
+		cfg.KnownHosts = k
+		cfg.Persist, cfg.PersistDir = time.Minute, dir
+		_, err := Dial(ctx, cfg, nil)
+		var kc *HostKeyChangedError
+		var uk *UnknownHostKeyError
+		if !errors.As(err, &kc) && !errors.As(err, &uk) {
+			t.Fatalf("err = %v, want a host key error", err)
+		}
+	})
+	t.Run("open folder", func(t *testing.T) {
+		open := filepath.Join(dir, "open")
+		if err := os.Mkdir(open, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(open, 0o755)
+		before := s.accepted()
+		cfg := s.config("node1", s.knownHosts(t))
+		cfg.Persist, cfg.PersistDir = time.Minute, open
+		c, err := Dial(ctx, cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if res, err := c.Exec(ctx, engine.Command{Cmd: "echo direct"}); err != nil || string(res.Stdout) != "direct\n" {
+			t.Fatalf("%+v, %v", res, err)
+		}
+		if entries, _ := os.ReadDir(open); len(entries) != 0 {
+			t.Errorf("the open folder holds %d entries, want none", len(entries))
+		}
+		if got := s.accepted() - before; got != 1 {
+			t.Errorf("%d connections, want 1 (the run's own)", got)
+		}
+	})
+}
+
+// TestPersistStreams: many commands at once through one keeper, each writing interleaved output
+// and error output up to its last byte: everything arrives, on the right stream, in order.
+func TestPersistStreams(t *testing.T) {
+	s := startSSHD(t, sshdOptions{})
+	cfg := s.config("node1", s.knownHosts(t))
+	cfg.Persist, cfg.PersistDir = time.Second, persistDirFor(t)
+	c, err := Dial(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	script := `i=0; while [ $i -lt 300 ]; do echo "out $i"; echo "err $i" >&2; i=$((i+1)); done; printf end >&2`
+	var want, wantErr strings.Builder
+	for i := 0; i < 300; i++ {
+		fmt.Fprintf(&want, "out %d\n", i)
+		fmt.Fprintf(&wantErr, "err %d\n", i)
+	}
+	wantErr.WriteString("end")
+	errs := make(chan error, 16)
+	for n := 0; n < 16; n++ {
+		go func() {
+			res, err := c.Exec(context.Background(), engine.Command{Cmd: script})
+			switch {
+			case err != nil:
+				errs <- err
+			case string(res.Stdout) != want.String() || string(res.Stderr) != wantErr.String():
+				errs <- fmt.Errorf("stdout %d bytes (want %d), stderr %d bytes (want %d), ending %q",
+					len(res.Stdout), want.Len(), len(res.Stderr), wantErr.Len(), res.Stderr[max(0, len(res.Stderr)-10):])
+			default:
+				errs <- nil
+			}
+		}()
+	}
+	for n := 0; n < 16; n++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
