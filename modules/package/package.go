@@ -24,8 +24,10 @@ func Info() engine.ModuleInfo {
 	return engine.ModuleInfo{
 		Name:    "package",
 		Summary: "Ensure Debian packages are installed (apt-get).",
-		Doc: `Ensures Debian packages are installed. One ` + "`dpkg-query`" + ` call reads the state of every listed
-package, so a host that has them all costs one remote command and reports ok. Missing packages are
+		Doc: `Ensures Debian packages are installed. One remote command reads the state of every listed
+package, so a host that has them all costs one command and reports ok: ` + "`awk`" + ` reads dpkg's
+status file, or ` + "`dpkg-query`" + ` does when dpkg's journal holds changes not yet in that file or a
+name has an architecture (awk takes a fifth of the CPU time dpkg-query takes to load the database). Missing packages are
 installed together with ` + "`apt-get install -y`" + ` (non-interactive, keeping existing configuration
 files); when that fails because the package lists are missing or stale, ` + "`apt-get update`" + ` runs
 and the install is retried once.
@@ -57,11 +59,42 @@ func (m *Package) Validate() error {
 	return errors.Join(errs...)
 }
 
-// QueryCommand returns the read-only command that lists the state of the packages. dpkg-query
-// replaces the shell (exec), so the one program it takes costs no fork in any shell (dash forks
-// for the last command of sh -c otherwise); nothing may be appended to the command.
-func (m *Package) QueryCommand() string {
-	return `exec dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' ` + quoteAll(m.Names)
+// QueryCommand returns the read-only command that lists the state of the packages, one line
+// "NAME ABBREV" per package dpkg knows (ABBREV as dpkg-query's ${db:Status-Abbrev}: "ii" is
+// installed). See queryCommand.
+func (m *Package) QueryCommand() string { return queryCommand("/var/lib/dpkg", m.Names) }
+
+// statusAwk prints, for the packages in names, what dpkg-query -W -f='${Package}
+// ${db:Status-Abbrev}\n' prints, reading the status file (dpkg's own format: stanzas of
+// "Field: value" lines; continuation lines start with a space). Like dpkg, it forgets what is
+// wanted of a package that is not installed and is to be removed or purged ("un").
+const statusAwk = `BEGIN { n = split(names, a, " "); for (i = 1; i <= n; i++) want[a[i]] = 1
+  W["unknown"] = "u"; W["install"] = "i"; W["hold"] = "h"; W["deinstall"] = "r"; W["purge"] = "p"
+  S["not-installed"] = "n"; S["config-files"] = "c"; S["half-installed"] = "H"; S["unpacked"] = "U"
+  S["half-configured"] = "F"; S["triggers-awaited"] = "W"; S["triggers-pending"] = "t"; S["installed"] = "i"
+  E["ok"] = " "; E["reinstreq"] = "R" }
+function flush() { if (p in want && st != "") print p " " st; p = ""; st = "" }
+/^Package: / { p = $2 }
+/^Status: / { w = ($4 == "not-installed" && ($2 == "deinstall" || $2 == "purge")) ? "u" : W[$2]; st = w S[$4] E[$3] }
+/^$/ { flush() }
+END { flush() }`
+
+// queryCommand reads the packages' state from dpkg's database in admindir. dpkg-query parses the
+// whole database and takes tens of milliseconds of CPU (about 5 times what awk takes to scan the
+// status file for the names), on every host of every run: when no name has an architecture and
+// dpkg's journal of recent changes (updates/) is empty, so that the status file is the whole
+// truth, awk reads it; otherwise dpkg-query does. Either replaces the shell (exec: no fork), and
+// nothing may be appended to the command.
+func queryCommand(admindir string, names []string) string {
+	dq := `exec dpkg-query --admindir=` + engine.ShellQuote(admindir) + ` -W -f='${Package} ${db:Status-Abbrev}\n' ` + quoteAll(names)
+	for _, n := range names {
+		if strings.Contains(n, ":") {
+			return dq
+		}
+	}
+	return `d=` + engine.ShellQuote(admindir) + `; set -- "$d"/updates/[0-9]*; ` +
+		`if [ ! -e "$1" ] && [ -r "$d/status" ] && command -v awk >/dev/null 2>&1; then ` +
+		`exec awk -v names=` + engine.ShellQuote(strings.Join(names, " ")) + ` ` + engine.ShellQuote(statusAwk) + ` "$d/status"; fi; ` + dq
 }
 
 // Run installs the missing packages.
@@ -137,7 +170,8 @@ func Missing(names []string, query string) []string {
 	installed := map[string]bool{}
 	for _, line := range strings.Split(query, "\n") {
 		f := strings.Fields(line)
-		if len(f) >= 2 && f[1] == "ii" {
+		// installed, whatever is wanted of it (held: "hi"), and not broken ("iiR" needs a reinstall)
+		if len(f) >= 2 && len(f[1]) == 2 && f[1][1] == 'i' {
 			installed[f[0]] = true
 		}
 	}
