@@ -111,11 +111,12 @@ func Dial(ctx context.Context, cfg Config, secrets *engine.Secrets) (*Client, er
 	if err != nil {
 		return nil, err
 	}
-	return dialResolved(ctx, rc, secrets)
+	return dialResolved(ctx, rc, secrets, os.Getenv("SSH_AUTH_SOCK"))
 }
 
-// dialResolved connects with a resolved Config (whose Jump is resolved too).
-func dialResolved(ctx context.Context, rc Config, secrets *engine.Secrets) (*Client, error) {
+// dialResolved connects with a resolved Config (whose Jump is resolved too), offering the keys of
+// the agent at agentSock too when it is set.
+func dialResolved(ctx context.Context, rc Config, secrets *engine.Secrets, agentSock string) (*Client, error) {
 	var err error
 	c := &Client{
 		cfg:     rc,
@@ -124,12 +125,12 @@ func dialResolved(ctx context.Context, rc Config, secrets *engine.Secrets) (*Cli
 		hk:      &hostKeyChecker{name: rc.Name, file: rc.KnownHosts, policy: rc.HostKeyPolicy, hashed: rc.HashKnownHosts},
 	}
 	if rc.Jump != nil {
-		c.jump, err = dialResolved(ctx, *rc.Jump, secrets)
+		c.jump, err = dialResolved(ctx, *rc.Jump, secrets, agentSock)
 		if err != nil {
 			return nil, fmt.Errorf("%s: through jump host: %w", rc.Name, err)
 		}
 	}
-	c.keys, err = loadKeys(&c.cfg, os.Getenv("SSH_AUTH_SOCK"))
+	c.keys, err = loadKeys(&c.cfg, agentSock)
 	if err != nil {
 		c.Close()
 		return nil, err

@@ -1,17 +1,20 @@
 package sshconn
 
 // Persistent connections (Config.Persist), like OpenSSH's ControlMaster with ControlPersist,
-// which Ansible turns on by default: the SSH connection to a host is made by a small keeper
-// process that outlives the run and serves later runs for Persist after the last one left, so a
-// run shortly after another skips the TCP connect, the key exchange and the authentication.
+// which Ansible turns on by default: the SSH connections to the hosts are made by one keeper
+// process that outlives the run and keeps each for Persist after the last run using it left, so
+// a run shortly after another skips the TCP connect, the key exchange and the authentication.
 //
-// The keeper is this same binary started with RUNBOOK_SSH_MUX=1 (its main calls ServeMux). It
-// listens on a unix socket in a folder only the user can enter; a run speaks SSH to it over that
-// socket (an ephemeral host key the keeper writes beside the socket, no authentication beyond the
-// folder's permissions) and the keeper relays every channel — sessions, forwarded connections,
-// the sftp subsystem — with its requests (exec, exit-status, signals) to the host. When a run's
-// connection to the keeper ends, so does every channel it opened on the host: the run lock, which
-// lives as long as its session, is released as it would be without a keeper.
+// The keeper is this same binary started with RUNBOOK_SSH_MUX=1 (its main calls ServeMux), one
+// per user and folder, whatever the number of hosts. It listens on a unix socket in a folder only
+// the user can enter. For each host a run connects to the socket, sends one JSON line (the host's
+// settings), reads one back (ready, or the host's connection error with its type), then speaks
+// SSH to the keeper (an ephemeral host key the keeper writes beside the socket, no
+// authentication beyond the folder's permissions), and the keeper relays every channel —
+// sessions, forwarded connections, the sftp subsystem — with its requests (exec, exit-status,
+// signals) to the host. When a run's connection to the keeper ends, so does every channel it
+// opened on the host: the run lock, which lives as long as its session, is released as it would
+// be without a keeper.
 
 import (
 	"bufio"
@@ -42,14 +45,22 @@ const muxEnv = "RUNBOOK_SSH_MUX"
 // main must then call ServeMux instead of doing anything else.
 func MuxRequested() bool { return os.Getenv(muxEnv) == "1" }
 
-// muxRequest is what a run tells the keeper it starts, on the keeper's standard input.
+// muxStart is what a run tells the keeper it starts, on the keeper's standard input.
+type muxStart struct {
+	Dir string `json:"dir"`
+}
+
+// muxRequest is the first line a run sends on a connection to the keeper: the host it wants.
 type muxRequest struct {
+	// Key names the connection: runs with equal keys share it (persistKey).
+	Key     string        `json:"key"`
 	Config  Config        `json:"config"`
-	Socket  string        `json:"socket"`
+	Agent   string        `json:"agent,omitempty"`
 	Persist time.Duration `json:"persist"`
 }
 
-// muxReply is the keeper's first line on its standard output: ready, or why not.
+// muxReply is the keeper's answer, as the first line on its standard output when it starts and
+// as the first line on a run's connection: ready, or why not.
 type muxReply struct {
 	Ready bool     `json:"ready,omitempty"`
 	Err   *wireErr `json:"error,omitempty"`
@@ -120,7 +131,14 @@ func (w *wireErr) err() error {
 // errNoKeeper says a keeper could not be used; the run connects by itself.
 var errNoKeeper = errors.New("no connection keeper")
 
-// persistDir returns the private folder of the keepers' sockets, making it when missing, and
+// The keeper's files in its folder.
+const (
+	keeperSocket = "keeper.sock"
+	keeperPub    = "keeper.pub"
+	keeperLock   = "keeper.lock"
+)
+
+// persistDir returns the private folder of the keeper's socket, making it when missing, and
 // refuses one that others could enter.
 func persistDir(dir string) (string, error) {
 	if dir == "" {
@@ -144,21 +162,17 @@ func persistDir(dir string) (string, error) {
 	return dir, nil
 }
 
-// persistSocket names the keeper of cfg: a digest of everything that decides what the connection
-// is (address, user, keys and their content, known_hosts as it is now, the agent), so that a
-// changed key or known_hosts file gets a new connection rather than an old one.
-func persistSocket(cfg Config) (string, error) {
-	dir, err := persistDir(cfg.PersistDir)
-	if err != nil {
-		return "", err
-	}
+// persistKey names a connection: a digest of everything that decides what it is (address, user,
+// keys and their content, known_hosts as it is now, the agent), so that a changed key or
+// known_hosts file gets a new connection rather than an old one.
+func persistKey(cfg Config, agent string) (string, error) {
 	h := sha256.New()
 	c := cfg
 	c.Persist, c.PersistDir = 0, ""
 	if err := json.NewEncoder(h).Encode(c); err != nil {
 		return "", err
 	}
-	fmt.Fprintf(h, "agent=%s\n", os.Getenv("SSH_AUTH_SOCK"))
+	fmt.Fprintf(h, "agent=%s\n", agent)
 	var files []string
 	for j := &cfg; j != nil; j = j.Jump {
 		files = append(files, j.PrivateKeys...)
@@ -172,98 +186,142 @@ func persistSocket(cfg Config) (string, error) {
 		}
 		fmt.Fprintf(h, "%s %x\n", f, sha256.Sum256(b))
 	}
-	return filepath.Join(dir, hex.EncodeToString(h.Sum(nil)[:16])+".sock"), nil
+	return hex.EncodeToString(h.Sum(nil)[:16]), nil
 }
 
-// connectKeeper connects through the keeper of c's host, starting one when there is none. It
-// returns errNoKeeper (wrapped) when no keeper can serve, and the host's own connection error
+// connectKeeper connects through the keeper, starting it when there is none. It returns
+// errNoKeeper (wrapped) when no keeper can serve, and the host's own connection error
 // (UnreachableError, AuthError...) when the keeper could not connect either.
 func (c *Client) connectKeeper(ctx context.Context) (*conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.ConnectTimeout+5*time.Second)
 	defer cancel()
-	sock, err := persistSocket(c.cfg)
+	dir, err := persistDir(c.cfg.PersistDir)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errNoKeeper, err)
 	}
-	cn, err := c.dialKeeper(ctx, sock)
-	if err == nil {
-		return cn, nil
-	}
-	// One run starts the keeper; the others wait for it.
-	unlock, err := flockFile(ctx, sock+".lock")
+	agent := os.Getenv("SSH_AUTH_SOCK")
+	key, err := persistKey(c.cfg, agent)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errNoKeeper, err)
 	}
-	defer unlock()
-	if cn, err := c.dialKeeper(ctx, sock); err == nil {
-		return cn, nil
+	cfg := c.cfg
+	cfg.Persist, cfg.PersistDir = 0, ""
+	req := muxRequest{Key: key, Config: cfg, Agent: agent, Persist: c.cfg.Persist}
+	u, err := dialUnix(ctx, filepath.Join(dir, keeperSocket))
+	if err != nil {
+		// One run starts the keeper; the others wait for it.
+		unlock, lerr := flockFile(ctx, filepath.Join(dir, keeperLock))
+		if lerr != nil {
+			return nil, fmt.Errorf("%w: %v", errNoKeeper, lerr)
+		}
+		u, err = dialUnix(ctx, filepath.Join(dir, keeperSocket))
+		if err != nil {
+			err = startKeeper(ctx, dir)
+			if err == nil {
+				u, err = dialUnix(ctx, filepath.Join(dir, keeperSocket))
+			}
+		}
+		unlock()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", errNoKeeper, err)
+		}
 	}
-	if err := c.startKeeper(ctx, sock); err != nil {
+	cn, err := c.handshakeKeeper(ctx, u, dir, req)
+	if err != nil {
+		u.Close()
 		return nil, err
-	}
-	cn, err = c.dialKeeper(ctx, sock)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errNoKeeper, err)
 	}
 	return cn, nil
 }
 
-// dialKeeper speaks SSH to the keeper listening on sock.
-func (c *Client) dialKeeper(ctx context.Context, sock string) (*conn, error) {
-	pubText, err := os.ReadFile(sock + ".pub")
-	if err != nil {
-		return nil, err
-	}
-	pub, _, _, _, err := ssh.ParseAuthorizedKey(pubText)
-	if err != nil {
-		return nil, err
-	}
+func dialUnix(ctx context.Context, path string) (net.Conn, error) {
 	var d net.Dialer
-	u, err := d.DialContext(ctx, "unix", sock)
-	if err != nil {
-		return nil, err
-	}
+	return d.DialContext(ctx, "unix", path)
+}
+
+// handshakeKeeper asks the keeper on u for the host, then speaks SSH to it.
+func (c *Client) handshakeKeeper(ctx context.Context, u net.Conn, dir string, req muxRequest) (*conn, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		u.SetDeadline(dl)
 	}
+	b, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errNoKeeper, err)
+	}
+	if _, err := u.Write(append(b, '\n')); err != nil {
+		return nil, fmt.Errorf("%w: %v", errNoKeeper, err)
+	}
+	line, err := readLine(u)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errNoKeeper, err)
+	}
+	var rep muxReply
+	if err := json.Unmarshal(line, &rep); err != nil {
+		return nil, fmt.Errorf("%w: unexpected answer %q", errNoKeeper, line)
+	}
+	if rep.Err != nil {
+		return nil, rep.Err.err()
+	}
+	pubText, err := os.ReadFile(filepath.Join(dir, keeperPub))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errNoKeeper, err)
+	}
+	pub, _, _, _, err := ssh.ParseAuthorizedKey(pubText)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errNoKeeper, err)
+	}
 	sc, chans, reqs, err := ssh.NewClientConn(u, "keeper", &ssh.ClientConfig{User: c.cfg.User, HostKeyCallback: ssh.FixedHostKey(pub)})
 	if err != nil {
-		u.Close()
-		return nil, err
+		return nil, fmt.Errorf("%w: %v", errNoKeeper, err)
 	}
 	u.SetDeadline(time.Time{})
 	return &conn{ssh: ssh.NewClient(sc, chans, reqs), dead: make(chan struct{})}, nil
 }
 
-// startKeeper starts the keeper of sock and waits until it is connected to the host and listens.
-func (c *Client) startKeeper(ctx context.Context, sock string) error {
+// readLine reads up to a newline one byte at a time: what follows it is the SSH stream, which a
+// buffered reader would swallow.
+func readLine(r io.Reader) ([]byte, error) {
+	var line []byte
+	b := make([]byte, 1)
+	for len(line) < 1<<16 {
+		if _, err := io.ReadFull(r, b); err != nil {
+			return nil, err
+		}
+		if b[0] == '\n' {
+			return line, nil
+		}
+		line = append(line, b[0])
+	}
+	return nil, errors.New("line too long")
+}
+
+// startKeeper starts the keeper of dir and waits until it listens.
+func startKeeper(ctx context.Context, dir string) error {
 	exe, err := os.Executable()
 	if err != nil {
-		return fmt.Errorf("%w: %v", errNoKeeper, err)
+		return err
 	}
 	cmd := exec.Command(exe)
-	cmd.Args = []string{fmt.Sprintf("runbook: ssh keeper for %s@%s", c.cfg.User, c.cfg.addr())} // what ps shows
+	cmd.Args = []string{"runbook: ssh connection keeper"} // what ps shows
 	cmd.Env = append(os.Environ(), muxEnv+"=1")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // not in the run's process group: ^C is for the run
 	in, err := cmd.StdinPipe()
 	if err != nil {
-		return fmt.Errorf("%w: %v", errNoKeeper, err)
+		return err
 	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return fmt.Errorf("%w: %v", errNoKeeper, err)
+		return err
 	}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("%w: %v", errNoKeeper, err)
+		return err
 	}
 	go cmd.Wait() // it outlives this call, and usually this process
-	cfg := c.cfg
-	cfg.Persist = 0
-	err = json.NewEncoder(in).Encode(muxRequest{Config: cfg, Socket: sock, Persist: c.cfg.Persist})
+	err = json.NewEncoder(in).Encode(muxStart{Dir: dir})
 	in.Close()
 	if err != nil {
 		cmd.Process.Kill()
-		return fmt.Errorf("%w: %v", errNoKeeper, err)
+		return err
 	}
 	line := make(chan []byte, 1)
 	go func() {
@@ -275,17 +333,14 @@ func (c *Client) startKeeper(ctx context.Context, sock string) error {
 	case b = <-line:
 	case <-ctx.Done():
 		cmd.Process.Kill()
-		return fmt.Errorf("%w: it did not answer: %v", errNoKeeper, ctx.Err())
+		return fmt.Errorf("the keeper did not answer: %w", ctx.Err())
 	}
 	var rep muxReply
-	if err := json.Unmarshal(b, &rep); err != nil {
-		return fmt.Errorf("%w: unexpected answer %q", errNoKeeper, b)
+	if err := json.Unmarshal(b, &rep); err != nil || (!rep.Ready && rep.Err == nil) {
+		return fmt.Errorf("unexpected answer from the keeper %q", b)
 	}
 	if rep.Err != nil {
-		return rep.Err.err()
-	}
-	if !rep.Ready {
-		return fmt.Errorf("%w: unexpected answer %q", errNoKeeper, b)
+		return errors.New(rep.Err.Message)
 	}
 	return nil
 }
@@ -314,30 +369,20 @@ func flockFile(ctx context.Context, path string) (func(), error) {
 	}
 }
 
-// ServeMux is the connection keeper's whole life: it reads its request on r, connects to the
-// host, answers on w (ready, or the connection's error), then relays the runs that connect to
-// its socket until it has been idle for the request's Persist. It returns the process's exit
-// status.
+// ServeMux is the connection keeper's whole life: it reads its folder on r, listens there,
+// answers on w (ready, or why not), then serves the runs that connect until it has kept no
+// connection for a while. It returns the process's exit status.
 func ServeMux(r io.Reader, w io.Writer) int {
 	reply := func(rep muxReply) {
 		b, _ := json.Marshal(rep)
 		w.Write(append(b, '\n'))
 	}
-	var req muxRequest
-	if err := json.NewDecoder(r).Decode(&req); err != nil {
+	var start muxStart
+	if err := json.NewDecoder(r).Decode(&start); err != nil {
 		reply(muxReply{Err: toWire(fmt.Errorf("connection keeper: bad request: %w", err))})
 		return 2
 	}
-	ctx := context.Background()
-	cfg := req.Config
-	cfg.Persist = 0
-	up, err := dialResolved(ctx, cfg, nil)
-	if err != nil {
-		reply(muxReply{Err: toWire(err)})
-		return 1
-	}
-	defer up.Close()
-	k, err := newKeeper(up, req)
+	k, err := newKeeper(start.Dir)
 	if err != nil {
 		reply(muxReply{Err: toWire(fmt.Errorf("connection keeper: %w", err))})
 		return 1
@@ -350,21 +395,35 @@ func ServeMux(r io.Reader, w io.Writer) int {
 	return 0
 }
 
-// keeper relays the runs connected to its socket to one host.
-type keeper struct {
-	up      *Client
-	ln      net.Listener
-	sock    string
-	persist time.Duration
-	server  *ssh.ServerConfig
+// keeperGrace is how long the keeper stays once it keeps no connection, for a run about to come.
+const keeperGrace = 2 * time.Second
 
-	mu     sync.Mutex
-	active int
-	idle   *time.Timer
-	done   chan struct{}
+// keeper relays the runs connected to its socket to the hosts.
+type keeper struct {
+	dir    string
+	ln     net.Listener
+	server *ssh.ServerConfig
+
+	mu    sync.Mutex
+	hosts map[string]*kept // by muxRequest.Key
+	conns int              // runs' connections being served
+	exit  *time.Timer      // ends the keeper when it keeps nothing
 }
 
-func newKeeper(up *Client, req muxRequest) (*keeper, error) {
+// kept is one host's connection, shared by the runs that ask for it.
+type kept struct {
+	ready   chan struct{} // closed once client or err is set
+	client  *Client
+	err     error
+	users   int
+	persist time.Duration
+	idle    *time.Timer // closes the connection Persist after its last user left
+}
+
+func newKeeper(dir string) (*keeper, error) {
+	if _, err := persistDir(dir); err != nil {
+		return nil, err
+	}
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, err
@@ -376,33 +435,35 @@ func newKeeper(up *Client, req muxRequest) (*keeper, error) {
 	server := &ssh.ServerConfig{NoClientAuth: true}
 	server.AddHostKey(signer)
 	// The public key first, then the socket: a run that finds the socket finds its key.
-	tmp := fmt.Sprintf("%s.pub.%d", req.Socket, os.Getpid())
+	pub := filepath.Join(dir, keeperPub)
+	tmp := fmt.Sprintf("%s.%d", pub, os.Getpid())
 	if err := os.WriteFile(tmp, ssh.MarshalAuthorizedKey(signer.PublicKey()), 0o600); err != nil {
 		return nil, err
 	}
-	if err := os.Rename(tmp, req.Socket+".pub"); err != nil {
+	if err := os.Rename(tmp, pub); err != nil {
 		os.Remove(tmp)
 		return nil, err
 	}
-	os.Remove(req.Socket) // a keeper that died left it
-	ln, err := net.Listen("unix", req.Socket)
+	sock := filepath.Join(dir, keeperSocket)
+	os.Remove(sock) // a keeper that died left it
+	ln, err := net.Listen("unix", sock)
 	if err != nil {
 		return nil, err
 	}
-	k := &keeper{up: up, ln: ln, sock: req.Socket, persist: req.Persist, server: server, done: make(chan struct{})}
-	k.idle = time.AfterFunc(k.persist, k.expire)
+	k := &keeper{dir: dir, ln: ln, server: server, hosts: map[string]*kept{}}
+	k.exit = time.AfterFunc(keeperGrace+10*time.Second, k.maybeExit)
 	return k, nil
 }
 
-// expire ends the keeper when no run is connected.
-func (k *keeper) expire() {
+// maybeExit ends the keeper when it keeps no connection and serves no run.
+func (k *keeper) maybeExit() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.active > 0 {
+	if len(k.hosts) > 0 || k.conns > 0 {
 		return
 	}
-	os.Remove(k.sock)
-	os.Remove(k.sock + ".pub")
+	os.Remove(filepath.Join(k.dir, keeperSocket))
+	os.Remove(filepath.Join(k.dir, keeperPub))
 	k.ln.Close()
 }
 
@@ -414,28 +475,130 @@ func (k *keeper) serve() {
 			break
 		}
 		k.mu.Lock()
-		k.active++
-		k.idle.Stop()
+		k.conns++
+		k.exit.Stop()
 		k.mu.Unlock()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			k.relay(u)
+			k.serveRun(u)
 			k.mu.Lock()
-			k.active--
-			if k.active == 0 {
-				k.idle.Reset(k.persist)
+			k.conns--
+			if k.conns == 0 && len(k.hosts) == 0 {
+				k.exit.Reset(keeperGrace)
 			}
 			k.mu.Unlock()
 		}()
 	}
 	wg.Wait()
+	k.mu.Lock()
+	for _, h := range k.hosts {
+		if h.client != nil {
+			h.client.Close()
+		}
+	}
+	k.mu.Unlock()
 }
 
-// relay serves one run's connection until it ends, then closes every channel it opened.
-func (k *keeper) relay(u net.Conn) {
+// acquire returns the connection for req, connecting when the keeper has none, and counts a user.
+func (k *keeper) acquire(req muxRequest) (*kept, error) {
+	k.mu.Lock()
+	h := k.hosts[req.Key]
+	if h == nil {
+		h = &kept{ready: make(chan struct{}), persist: req.Persist}
+		k.hosts[req.Key] = h
+		k.mu.Unlock()
+		cfg := req.Config
+		cfg.Persist = 0
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.ConnectTimeout+5*time.Second)
+		h.client, h.err = dialResolved(ctx, cfg, nil, req.Agent)
+		cancel()
+		k.mu.Lock()
+		if h.err != nil {
+			delete(k.hosts, req.Key) // the next run tries again
+		}
+		close(h.ready)
+	}
+	h.users++
+	h.persist = max(h.persist, req.Persist)
+	if h.idle != nil {
+		h.idle.Stop()
+	}
+	k.mu.Unlock()
+	<-h.ready
+	if h.err != nil {
+		k.release(req.Key, h)
+		return nil, h.err
+	}
+	// a kept connection the host dropped meanwhile is made again now, so that a run learns at
+	// once that the host is gone (with the error its own connection would have had)
+	ctx, cancel := context.WithTimeout(context.Background(), req.Config.ConnectTimeout+5*time.Second)
+	defer cancel()
+	cn, _, err := h.client.get(ctx)
+	if err == nil {
+		if gone, _ := cn.lost(); gone { // asks the host: one round trip
+			_, _, err = h.client.get(ctx)
+		}
+	}
+	if err != nil {
+		k.release(req.Key, h)
+		return nil, err
+	}
+	return h, nil
+}
+
+// release counts a user of h gone; the last one starts h's Persist.
+func (k *keeper) release(key string, h *kept) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	h.users--
+	if h.users > 0 || h.client == nil {
+		return
+	}
+	h.idle = time.AfterFunc(h.persist, func() {
+		k.mu.Lock()
+		if h.users > 0 || k.hosts[key] != h {
+			k.mu.Unlock()
+			return
+		}
+		delete(k.hosts, key)
+		empty := len(k.hosts) == 0 && k.conns == 0
+		k.mu.Unlock()
+		h.client.Close()
+		if empty {
+			k.exit.Reset(keeperGrace)
+		}
+	})
+}
+
+// serveRun serves one run's connection to one host until it ends, then closes every channel it
+// opened on the host.
+func (k *keeper) serveRun(u net.Conn) {
 	defer u.Close()
-	u.SetDeadline(time.Now().Add(10 * time.Second))
+	u.SetDeadline(time.Now().Add(30 * time.Second))
+	line, err := readLine(u)
+	if err != nil {
+		return
+	}
+	var req muxRequest
+	reply := func(rep muxReply) error {
+		b, _ := json.Marshal(rep)
+		_, err := u.Write(append(b, '\n'))
+		return err
+	}
+	if err := json.Unmarshal(line, &req); err != nil || req.Key == "" {
+		reply(muxReply{Err: toWire(fmt.Errorf("connection keeper: bad request %q", line))})
+		return
+	}
+	h, err := k.acquire(req)
+	if err != nil {
+		reply(muxReply{Err: toWire(err)})
+		return
+	}
+	defer k.release(req.Key, h)
+	if reply(muxReply{Ready: true}) != nil {
+		return
+	}
 	sc, chans, reqs, err := ssh.NewServerConn(u, k.server)
 	if err != nil {
 		return
@@ -457,7 +620,7 @@ func (k *keeper) relay(u net.Conn) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			k.channel(ctx, nc)
+			relayChannel(ctx, h.client, nc)
 		}()
 	}
 	sc.Close()
@@ -465,20 +628,19 @@ func (k *keeper) relay(u net.Conn) {
 	wg.Wait()
 }
 
-// channel opens nc's twin on the host and relays data and requests both ways until either end
-// closes it.
-func (k *keeper) channel(ctx context.Context, nc ssh.NewChannel) {
-	session := nc.ChannelType() == "session"
-	if session {
+// relayChannel opens nc's twin on the host and relays data and requests both ways until either
+// end closes it.
+func relayChannel(ctx context.Context, c *Client, nc ssh.NewChannel) {
+	if nc.ChannelType() == "session" {
 		select {
-		case k.up.sem <- struct{}{}: // the host's MaxSessions counts every run's sessions
-			defer func() { <-k.up.sem }()
+		case c.sem <- struct{}{}: // the host's MaxSessions counts every run's sessions
+			defer func() { <-c.sem }()
 		case <-ctx.Done():
 			nc.Reject(ssh.ConnectionFailed, "the run ended")
 			return
 		}
 	}
-	cn, _, err := k.up.get(ctx)
+	cn, _, err := c.get(ctx)
 	if err != nil {
 		nc.Reject(ssh.ConnectionFailed, err.Error())
 		return

@@ -132,12 +132,9 @@ func TestPersist(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	// Idle for Persist: the keeper leaves, and the next run makes a keeper (a connection) again.
-	sock, err := persistSocket(withDefaults(t, cfg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitGone(t, sock, cfg.Persist+3*time.Second)
+	// Idle for Persist: the keeper drops the connection and, keeping no other, leaves; the next
+	// run starts a keeper (a connection) again.
+	waitGone(t, filepath.Join(cfg.PersistDir, keeperSocket), cfg.Persist+keeperGrace+3*time.Second)
 	c3, err := Dial(ctx, cfg, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -149,16 +146,6 @@ func TestPersist(t *testing.T) {
 	if got := s.accepted(); got != 2 {
 		t.Errorf("sshd authenticated %d connections, want 2 (a new keeper)", got)
 	}
-}
-
-// withDefaults resolves cfg as Dial does, for persistSocket.
-func withDefaults(t *testing.T, cfg Config) Config {
-	t.Helper()
-	rc, err := cfg.resolve()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rc
 }
 
 // TestPersistErrors: a host the keeper cannot reach or log in to gives the run the same typed
@@ -178,9 +165,9 @@ func TestPersistErrors(t *testing.T) {
 		if !errors.As(err, &ue) || !strings.Contains(err.Error(), fmt.Sprintf("node2 (127.0.0.1:%d): connection refused", cfg.Port)) {
 			t.Fatalf("err = %v, want an UnreachableError", err)
 		}
-		sock, _ := persistSocket(withDefaults(t, cfg))
-		if _, err := os.Stat(sock); err == nil {
-			t.Errorf("a keeper listens on %s for an unreachable host", sock)
+		// the failure is not kept: the next run is told again, by a new attempt
+		if _, err := Dial(ctx, cfg, nil); !errors.As(err, &ue) {
+			t.Errorf("second run: err = %v, want an UnreachableError", err)
 		}
 	})
 	t.Run("key refused", func(t *testing.T) {
@@ -274,5 +261,68 @@ func TestPersistStreams(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// TestPersistManyHosts: one keeper serves every host, keeps each for its own Persist, and tells
+// a run that a kept host went down, then connects again once it is back.
+func TestPersistManyHosts(t *testing.T) {
+	a, b := startSSHD(t, sshdOptions{}), startSSHD(t, sshdOptions{})
+	dir := persistDirFor(t)
+	ctx := context.Background()
+	cfgA, cfgB := a.config("a", a.knownHosts(t)), b.config("b", b.knownHosts(t))
+	cfgA.Persist, cfgA.PersistDir = 500*time.Millisecond, dir
+	cfgB.Persist, cfgB.PersistDir = 5*time.Second, dir
+	run := func(cfg Config, want string) error {
+		c, err := Dial(ctx, cfg, nil)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		res, err := c.Exec(ctx, engine.Command{Cmd: "echo " + want})
+		if err == nil && string(res.Stdout) != want+"\n" {
+			err = fmt.Errorf("stdout %q", res.Stdout)
+		}
+		return err
+	}
+	for _, cfg := range []Config{cfgA, cfgB, cfgA, cfgB} {
+		if err := run(cfg, cfg.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a.accepted() != 1 || b.accepted() != 1 {
+		t.Fatalf("connections: a %d, b %d; want 1 each", a.accepted(), b.accepted())
+	}
+	entries, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, " ") != "keeper.lock keeper.pub keeper.sock" {
+		t.Errorf("the folder holds %q, want one keeper's files", names)
+	}
+
+	time.Sleep(cfgA.Persist + 500*time.Millisecond) // a's Persist is over, b's is not
+	if err := run(cfgA, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(cfgB, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if a.accepted() != 2 || b.accepted() != 1 {
+		t.Errorf("after a's Persist: connections a %d, b %d; want 2 and 1", a.accepted(), b.accepted())
+	}
+
+	b.kill() // b goes down with the connection the keeper kept
+	err := run(cfgB, "b")
+	var ue *UnreachableError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("run to a host that went down: err = %v, want an UnreachableError", err)
+	}
+	if err := b.start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(cfgB, "b"); err != nil {
+		t.Fatalf("run after the host came back: %v", err)
 	}
 }
