@@ -35,7 +35,14 @@ const (
 	// opFloor is runbook running one `true` on every host (readonly command): start, load,
 	// connect, lock, one round trip. What a no-op costs beyond it is the playbook's own reads.
 	opFloor = "floor"
+	// opKeeperStart is a re-run with --persist that starts the connection keeper, and opKept the
+	// next one, over the connections it kept (what Ansible's default ControlPersist does for ssh).
+	opKeeperStart = "noop-keeper-start"
+	opKept        = "noop-kept"
 )
+
+// persistFor is the --persist of the kept re-runs.
+const persistFor = "60s"
 
 // floorPlaybook is the playbook of opFloor.
 const floorPlaybook = `# runbook's floor on this lab: connect, lock, one round trip per host.
@@ -85,12 +92,13 @@ type Results struct {
 
 // bench measures on one lab.
 type bench struct {
-	cfg   options
-	lab   *testenv.Lab
-	n     int
-	addrs []string // node addresses in order node1..nodeN
-	log   io.Writer
-	floor string // the file holding floorPlaybook, written on first use
+	cfg     options
+	keepDir string // XDG_RUNTIME_DIR of runbook's runs: where its connection keeper listens
+	lab     *testenv.Lab
+	n       int
+	addrs   []string // node addresses in order node1..nodeN
+	log     io.Writer
+	floor   string // the file holding floorPlaybook, written on first use
 }
 
 // chain is a sequence of procedures that starts from wiped hosts and yields samples.
@@ -189,7 +197,12 @@ func newBench(ctx context.Context, cfg options, dir string, n int, w io.Writer) 
 	if err != nil {
 		return nil, down, fmt.Errorf("lab up: %w", err)
 	}
-	b = &bench{cfg: cfg, lab: lab, n: n, log: w}
+	b = &bench{cfg: cfg, lab: lab, n: n, log: w, keepDir: filepath.Join(dir, "xdg")}
+	if err := os.MkdirAll(b.keepDir, 0o700); err != nil {
+		return nil, down, err
+	}
+	labDown := down
+	down = func() { b.stopKeeper(); labDown() }
 	for _, h := range lab.Nodes() {
 		b.addrs = append(b.addrs, h.Address)
 	}
@@ -267,6 +280,18 @@ func (b *bench) runbookChain(ctx context.Context, round int) ([]Sample, error) {
 		return out, fmt.Errorf("floor: %w", err)
 	}
 	out = append(out, b.sample(toolRunbook, opFloor, round, p))
+
+	for _, op := range []string{opKeeperStart, opKept} {
+		p, rc, err = b.apply(ctx, "--persist", persistFor)
+		if err != nil {
+			return out, fmt.Errorf("re-run with --persist: %w", err)
+		}
+		if rc.Changed != 0 {
+			return out, fmt.Errorf("re-run with --persist changed %d", rc.Changed)
+		}
+		out = append(out, b.sample(toolRunbook, op, round, p))
+	}
+	b.stopKeeper()
 
 	if err := b.loseNode2(ctx); err != nil {
 		return out, err
@@ -497,8 +522,9 @@ type recap struct {
 }
 
 // apply runs runbook apply --json on the lab and returns its recap.
-func (b *bench) apply(ctx context.Context) (procResult, recap, error) {
-	p, err := b.exec(ctx, nil, b.cfg.runbook, "apply", "--json", "-i", b.lab.InventoryPath(), b.cfg.playbook)
+func (b *bench) apply(ctx context.Context, flags ...string) (procResult, recap, error) {
+	args := append([]string{"apply", "--json", "-i", b.lab.InventoryPath()}, flags...)
+	p, err := b.exec(ctx, []string{"XDG_RUNTIME_DIR=" + b.keepDir}, b.cfg.runbook, append(args, b.cfg.playbook)...)
 	if err != nil {
 		return p, recap{}, err
 	}
@@ -510,6 +536,29 @@ func (b *bench) apply(ctx context.Context) (procResult, recap, error) {
 		return p, rc, fmt.Errorf("%d tasks failed\n%s", rc.Failed, lastLines(p.output, 15))
 	}
 	return p, rc, nil
+}
+
+// stopKeeper ends the connection keeper the kept re-runs started (it would otherwise keep the
+// hosts' connections for persistFor): the process whose socket is in b.keepDir.
+func (b *bench) stopKeeper() {
+	want := "XDG_RUNTIME_DIR=" + b.keepDir
+	procs, _ := os.ReadDir("/proc")
+	for _, e := range procs {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if !bytes.HasPrefix(cmdline, []byte("runbook: ssh connection keeper")) {
+			continue
+		}
+		environ, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		for _, kv := range bytes.Split(environ, []byte{0}) {
+			if string(kv) == want {
+				syscall.Kill(pid, syscall.SIGTERM)
+			}
+		}
+	}
 }
 
 // runFloor applies floorPlaybook: the same process, connections and lock as any run, one `true`
