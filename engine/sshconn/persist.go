@@ -501,7 +501,8 @@ func (k *keeper) serve() {
 }
 
 // acquire returns the connection for req, connecting when the keeper has none, and counts a user.
-func (k *keeper) acquire(req muxRequest) (*kept, error) {
+// It returns the host's current SSH connection too.
+func (k *keeper) acquire(req muxRequest) (*kept, *conn, error) {
 	k.mu.Lock()
 	h := k.hosts[req.Key]
 	if h == nil {
@@ -528,7 +529,7 @@ func (k *keeper) acquire(req muxRequest) (*kept, error) {
 	<-h.ready
 	if h.err != nil {
 		k.release(req.Key, h)
-		return nil, h.err
+		return nil, nil, h.err
 	}
 	// a kept connection the host dropped meanwhile is made again now, so that a run learns at
 	// once that the host is gone (with the error its own connection would have had)
@@ -537,14 +538,14 @@ func (k *keeper) acquire(req muxRequest) (*kept, error) {
 	cn, _, err := h.client.get(ctx)
 	if err == nil {
 		if gone, _ := cn.lost(); gone { // asks the host: one round trip
-			_, _, err = h.client.get(ctx)
+			cn, _, err = h.client.get(ctx)
 		}
 	}
 	if err != nil {
 		k.release(req.Key, h)
-		return nil, err
+		return nil, nil, err
 	}
-	return h, nil
+	return h, cn, nil
 }
 
 // release counts a user of h gone; the last one starts h's Persist.
@@ -590,7 +591,7 @@ func (k *keeper) serveRun(u net.Conn) {
 		reply(muxReply{Err: toWire(fmt.Errorf("connection keeper: bad request %q", line))})
 		return
 	}
-	h, err := k.acquire(req)
+	h, up, err := k.acquire(req)
 	if err != nil {
 		reply(muxReply{Err: toWire(err)})
 		return
@@ -607,6 +608,15 @@ func (k *keeper) serveRun(u net.Conn) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
+		// The host's connection ends: so does the run's, which then knows its commands were cut
+		// (LostError) and connects again through the keeper, which connects again to the host.
+		select {
+		case <-up.dead:
+			sc.Close()
+		case <-ctx.Done():
+		}
+	}()
+	go func() {
 		for r := range reqs {
 			// keepalives and the like: the keeper answers for the host, whose own keepalive it
 			// watches
@@ -620,7 +630,7 @@ func (k *keeper) serveRun(u net.Conn) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			relayChannel(ctx, h.client, nc)
+			relayChannel(ctx, h.client, up, nc)
 		}()
 	}
 	sc.Close()
@@ -628,9 +638,10 @@ func (k *keeper) serveRun(u net.Conn) {
 	wg.Wait()
 }
 
-// relayChannel opens nc's twin on the host and relays data and requests both ways until either
-// end closes it.
-func relayChannel(ctx context.Context, c *Client, nc ssh.NewChannel) {
+// relayChannel opens nc's twin on the host, over cn (the connection the run's connection stands
+// for, which ends it when it ends), and relays data and requests both ways until either end
+// closes it.
+func relayChannel(ctx context.Context, c *Client, cn *conn, nc ssh.NewChannel) {
 	if nc.ChannelType() == "session" {
 		select {
 		case c.sem <- struct{}{}: // the host's MaxSessions counts every run's sessions
@@ -639,11 +650,6 @@ func relayChannel(ctx context.Context, c *Client, nc ssh.NewChannel) {
 			nc.Reject(ssh.ConnectionFailed, "the run ended")
 			return
 		}
-	}
-	cn, _, err := c.get(ctx)
-	if err != nil {
-		nc.Reject(ssh.ConnectionFailed, err.Error())
-		return
 	}
 	up, upReqs, err := cn.ssh.OpenChannel(nc.ChannelType(), nc.ExtraData())
 	if err != nil {

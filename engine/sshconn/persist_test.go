@@ -326,3 +326,47 @@ func TestPersistManyHosts(t *testing.T) {
 		t.Fatalf("run after the host came back: %v", err)
 	}
 }
+
+// TestPersistLostUnderCommand: the host goes down under a running command: through the keeper,
+// the run learns it as it would on its own connection (LostError, the command not run again),
+// the next command says the host is unreachable, and once the host is back commands run again.
+func TestPersistLostUnderCommand(t *testing.T) {
+	s := startSSHD(t, sshdOptions{})
+	cfg := s.config("node1", s.knownHosts(t))
+	cfg.Persist, cfg.PersistDir = 2*time.Second, persistDirFor(t)
+	c, err := Dial(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Exec(context.Background(), engine.Command{Cmd: "touch " + filepath.Join(s.dir, "started") + "; sleep 30"})
+		errc <- err
+	}()
+	waitFor(t, 5*time.Second, "the command to start", func() bool {
+		_, err := os.Stat(filepath.Join(s.dir, "started"))
+		return err == nil
+	})
+	s.kill()
+	var le *LostError
+	select {
+	case err = <-errc:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the command did not end within 20 s of its host's death")
+	}
+	if !errors.As(err, &le) || !le.Running {
+		t.Fatalf("command under a dying host: err = %v, want a LostError with Running", err)
+	}
+	_, err = c.Exec(context.Background(), engine.Command{Cmd: "true"})
+	var ue *UnreachableError
+	if !errors.As(err, &ue) {
+		t.Fatalf("exec while the host is down: err = %v, want an UnreachableError", err)
+	}
+	if err := s.start(); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := engine.Run(context.Background(), c, "echo back"); err != nil || string(out) != "back\n" {
+		t.Fatalf("exec after the host came back: %q, %v", out, err)
+	}
+}
