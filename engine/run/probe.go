@@ -232,7 +232,11 @@ func (r *Runner) prefetch(ctx context.Context, hosts []string) int {
 			mu.Lock()
 			read++
 			mu.Unlock()
-			r.emit(Event{Type: EventLog, Host: h, Summary: readSummary(len(results), len(cmds)-len(script))})
+			batched := 0
+			for _, e := range entries {
+				batched += len(e.parts)
+			}
+			r.emit(Event{Type: EventLog, Host: h, Summary: readSummary(len(results), batched)})
 		}(h, cmds)
 	}
 	wg.Wait()
@@ -313,10 +317,10 @@ func parseProbeOutput(stdout, stderr []byte, n int, token string) ([]engine.Exec
 }
 
 // readSummary is the log line of a host whose probes were read ahead.
-func readSummary(checks, saved int) string {
+func readSummary(checks, batched int) string {
 	s := fmt.Sprintf("read the state of %d checks in one round trip", checks)
-	if saved > 0 {
-		s += fmt.Sprintf(" (%d of them answered by batches)", saved)
+	if batched > 0 {
+		s += fmt.Sprintf(" (%d of them in batches)", batched)
 	}
 	return s
 }
