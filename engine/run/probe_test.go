@@ -99,6 +99,21 @@ func (l *localShell) DialContext(context.Context, string, string) (net.Conn, err
 	return nil, errors.New("no dial")
 }
 
+// runLocal runs the playbook at play with the local shell as its only host's connection.
+func runLocal(t *testing.T, play string, reg *engine.Registry, mode Mode) (*Recap, *localShell) {
+	t.Helper()
+	pb, diags := config.Load(config.Options{Playbook: play, Registry: reg})
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	sh := &localShell{}
+	rc, err := New(pb, Options{Mode: mode, Connector: ConnectorFunc(func(context.Context, *config.Host) (engine.Conn, error) { return sh, nil })}).Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rc, sh
+}
+
 // marker ensures a file exists; its probe is `cat FILE`.
 type marker struct {
 	Path string `hcl:"path,attr"`
@@ -132,18 +147,7 @@ func TestPrefetch(t *testing.T) {
 	}
 	os.WriteFile(play, []byte(src), 0o644)
 	reg := engine.NewRegistry(engine.ModuleInfo{Name: "marker", New: func() engine.Module { return &marker{} }})
-	run := func(mode Mode) (*Recap, *localShell) {
-		pb, diags := config.Load(config.Options{Playbook: play, Registry: reg})
-		if diags.HasErrors() {
-			t.Fatal(diags.Error())
-		}
-		sh := &localShell{}
-		rc, err := New(pb, Options{Mode: mode, Connector: ConnectorFunc(func(context.Context, *config.Host) (engine.Conn, error) { return sh, nil })}).Run(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return rc, sh
-	}
+	run := func(mode Mode) (*Recap, *localShell) { return runLocal(t, play, reg, mode) }
 	// f2 exists already: m2 is ok, the others change
 	os.WriteFile(filepath.Join(dir, "f2"), []byte("here\n"), 0o644)
 	rc, sh := run(Apply)
@@ -231,18 +235,7 @@ func TestPrefetchBatches(t *testing.T) {
 				engine.ModuleInfo{Name: "marker", New: func() engine.Module { return &marker{} }},
 				engine.ModuleInfo{Name: "batched", New: func() engine.Module { return &batchedMarker{batch: batch} }},
 			)
-			run := func() (*Recap, *localShell) {
-				pb, diags := config.Load(config.Options{Playbook: play, Registry: reg})
-				if diags.HasErrors() {
-					t.Fatal(diags.Error())
-				}
-				sh := &localShell{}
-				rc, err := New(pb, Options{Mode: Apply, Connector: ConnectorFunc(func(context.Context, *config.Host) (engine.Conn, error) { return sh, nil })}).Run(context.Background())
-				if err != nil {
-					t.Fatal(err)
-				}
-				return rc, sh
-			}
+			run := func() (*Recap, *localShell) { return runLocal(t, play, reg, Apply) }
 			os.WriteFile(filepath.Join(dir, "b1"), []byte("here\n"), 0o644)
 			if rc, _ := run(); rc.Changed != 3 || rc.OK != 1 {
 				t.Fatalf("first apply: %+v", rc)

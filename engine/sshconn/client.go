@@ -161,12 +161,7 @@ func (c *Client) connectLocked(parent context.Context) (*conn, error) {
 		cn, err := c.connectKeeper(parent)
 		switch {
 		case err == nil:
-			c.cur = cn
-			c.connects++
-			c.wg.Add(2)
-			go c.watch(cn)
-			go c.keepalive(cn)
-			return cn, nil
+			return c.adopt(cn), nil
 		case !errors.Is(err, errNoKeeper):
 			return nil, err // the host's own answer (unreachable, key refused...)
 		}
@@ -238,13 +233,17 @@ func (c *Client) connectLocked(parent context.Context) (*conn, error) {
 		return nil, fmt.Errorf("%s (%s): ssh handshake: %w", name, addr, err)
 	}
 
-	cn := &conn{ssh: ssh.NewClient(sc, chans, reqs), dead: make(chan struct{}), quickAck: qa}
+	return c.adopt(&conn{ssh: ssh.NewClient(sc, chans, reqs), dead: make(chan struct{}), quickAck: qa}), nil
+}
+
+// adopt makes cn the current connection and watches it. c.mu must be held.
+func (c *Client) adopt(cn *conn) *conn {
 	c.cur = cn
 	c.connects++
 	c.wg.Add(2)
 	go c.watch(cn)
 	go c.keepalive(cn)
-	return cn, nil
+	return cn
 }
 
 func (c *Client) via() string {

@@ -218,15 +218,14 @@ func TestExecCancel(t *testing.T) {
 	}
 }
 
-func TestDialContext(t *testing.T) {
-	t.Parallel()
-	s := startSSHD(t, sshdOptions{})
-	c := dial(t, s, nil)
+// echoServer listens on loopback and sends back what each connection sends, until the test ends.
+func echoServer(t *testing.T) net.Listener {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	t.Cleanup(func() { l.Close() })
 	go func() {
 		for {
 			conn, err := l.Accept()
@@ -236,6 +235,14 @@ func TestDialContext(t *testing.T) {
 			go func() { io.Copy(conn, conn); conn.Close() }()
 		}
 	}()
+	return l
+}
+
+func TestDialContext(t *testing.T) {
+	t.Parallel()
+	s := startSSHD(t, sshdOptions{})
+	c := dial(t, s, nil)
+	l := echoServer(t)
 
 	conn, err := c.DialContext(context.Background(), "tcp", l.Addr().String())
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -69,20 +68,7 @@ func TestPersist(t *testing.T) {
 	if err != nil || string(res.Stdout) != big {
 		t.Fatalf("1 MB through the keeper and back: %d bytes, %v", len(res.Stdout), err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			conn, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(conn, conn); conn.Close() }()
-		}
-	}()
+	l := echoServer(t)
 	fw, err := c1.DialContext(ctx, "tcp", l.Addr().String())
 	if err != nil {
 		t.Fatal(err)
