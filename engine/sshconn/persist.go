@@ -164,11 +164,13 @@ func persistDir(dir string) (string, error) {
 
 // persistKey names a connection: a digest of everything that decides what it is (address, user,
 // keys and their content, known_hosts as it is now, the agent), so that a changed key or
-// known_hosts file gets a new connection rather than an old one.
+// known_hosts file gets a new connection rather than an old one. Timeouts and limits are left out.
 func persistKey(cfg Config, agent string) (string, error) {
 	h := sha256.New()
 	c := cfg
-	c.Persist, c.PersistDir = 0, ""
+	// what only bounds or tunes the connection does not make it another one: status (3 s to
+	// connect) shares apply's (10 s)
+	c.Persist, c.PersistDir, c.ConnectTimeout, c.KeepAlive, c.MaxSessions = 0, "", 0, 0, 0
 	if err := json.NewEncoder(h).Encode(c); err != nil {
 		return "", err
 	}

@@ -83,8 +83,10 @@ func TestPersist(t *testing.T) {
 	fw.Close()
 	c1.Close()
 
-	// A second run: no new SSH connection to the host.
-	c2, err := Dial(ctx, cfg, nil)
+	// A second run, with another connect timeout (as status has): no new SSH connection.
+	cfg2 := cfg
+	cfg2.ConnectTimeout = 3 * time.Second
+	c2, err := Dial(ctx, cfg2, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
