@@ -3,7 +3,10 @@ package engine
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -37,24 +40,35 @@ type FileSpec struct {
 }
 
 // WriteFile writes f on the host atomically: the content goes over stdin (never on the command line)
-// into a temporary file beside the destination, is checked to be complete, gets its mode and owner,
-// and is renamed over the destination. A failure or an interruption leaves the old file as it was
-// and removes the temporary file.
+// into a new temporary file beside the destination, is checked to be complete, gets its mode and
+// owner, and is renamed over the destination. A failure or an interruption leaves the old file as it
+// was and removes the temporary file.
+//
+// It runs as few programs on the host as it can (cat, wc, mv, and chown when an owner is set): the
+// temporary name is made here and the file created by the shell itself (noclobber: it must not
+// exist), and a mode without execute or special bits is the umask it is created with.
 func WriteFile(ctx context.Context, c Conn, f FileSpec) error {
 	q := ShellQuote(f.Path)
+	var rnd [6]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return fmt.Errorf("write %s: %w", f.Path, err)
+	}
+	umask, chmod := "077", ""
+	switch m, err := strconv.ParseUint(f.Mode, 8, 32); {
+	case f.Mode == "":
+		chmod = fmt.Sprintf(`if [ -e %s ]; then chmod --reference=%s "$t"; else chmod 0644 "$t"; fi; `, q, q)
+	case err == nil && m&0o7111 == 0:
+		umask = fmt.Sprintf("%04o", 0o777&^m)
+	default:
+		chmod = fmt.Sprintf(`chmod %s "$t"; `, ShellQuote(f.Mode))
+	}
 	var b strings.Builder
-	b.WriteString("set -e; umask 077; ")
-	fmt.Fprintf(&b, `t=$(mktemp %s.rb-XXXXXX); trap 'rm -f "$t"' EXIT; trap 'exit 1' HUP INT TERM PIPE; cat > "$t"; `, q)
+	fmt.Fprintf(&b, "set -eC; umask %s; t=%s; : > \"$t\"; ", umask, ShellQuote(f.Path+".rb-"+hex.EncodeToString(rnd[:])))
+	b.WriteString(`trap 'rm -f "$t"' EXIT; trap 'exit 1' HUP INT TERM PIPE; cat >> "$t"; `)
 	// An upload cut short (connection lost, run interrupted) ends stdin early and cat succeeds:
 	// only a complete file may replace the destination.
 	fmt.Fprintf(&b, `n=$(wc -c < "$t"); if [ "$n" -ne %d ]; then echo "upload incomplete: $n of %d bytes" >&2; exit 1; fi; `, len(f.Content), len(f.Content))
-	mode := f.Mode
-	if mode == "" {
-		mode = "0644"
-		fmt.Fprintf(&b, `if [ -e %s ]; then chmod --reference=%s "$t"; else chmod %s "$t"; fi; `, q, q, mode)
-	} else {
-		fmt.Fprintf(&b, `chmod %s "$t"; `, ShellQuote(mode))
-	}
+	b.WriteString(chmod)
 	if f.Owner != "" || f.Group != "" {
 		fmt.Fprintf(&b, `chown %s "$t"; `, ShellQuote(f.Owner+":"+f.Group))
 	}

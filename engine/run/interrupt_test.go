@@ -37,7 +37,7 @@ type interruptingConn struct {
 }
 
 func (c *interruptingConn) Exec(ctx context.Context, cmd engine.Command) (engine.ExecResult, error) {
-	if cmd.Stdin != nil && strings.Contains(cmd.Cmd, "mktemp") {
+	if cmd.Stdin != nil && strings.Contains(cmd.Cmd, ".rb-") {
 		cmd.Stdin = &cutReader{r: cmd.Stdin, left: c.after, cut: func() {
 			c.once.Do(func() { close(c.hit); c.interrupt() })
 		}, ctx: c.ctx}

@@ -46,7 +46,7 @@ func TestRun(t *testing.T) {
 			name:        "create apply",
 			mod:         File{Dest: "/etc/motd", Content: ptr("hi\n"), State: "present", Mode: "0600"},
 			probe:       "absent",
-			wantCmds:    []string{`^p=/etc/motd; `, `mktemp /etc/motd\.rb-.*chmod 0600 `},
+			wantCmds:    []string{`^p=/etc/motd; `, `umask 0177; t=/etc/motd\.rb-[0-9a-f]{12}; `},
 			wantChanges: []string{"create /etc/motd"},
 			wantStdin:   "hi\n",
 		},
@@ -60,7 +60,7 @@ func TestRun(t *testing.T) {
 			name:        "source binary differs",
 			mod:         File{Dest: "/opt/blob", Source: "blob", State: "present"},
 			probe:       "file 644 root root 0 0 3 " + sum("old"),
-			wantCmds:    []string{`^p=`, `^cat -- /opt/blob$`, `mktemp`},
+			wantCmds:    []string{`^p=`, `^cat -- /opt/blob$`, `\.rb-[0-9a-f]{12}; `},
 			wantChanges: []string{"update /opt/blob"},
 			wantStdin:   "bin\x00ary",
 		},
@@ -76,7 +76,7 @@ func TestRun(t *testing.T) {
 			name:        "exists only, create",
 			mod:         File{Dest: "/etc/x", State: "present", Owner: "redis"},
 			probe:       "absent",
-			wantCmds:    []string{`^p=`, `mktemp .*chown redis: `},
+			wantCmds:    []string{`^p=`, `\.rb-[0-9a-f]{12}; .*chown redis: `},
 			wantChanges: []string{"create empty /etc/x"},
 		},
 		{
@@ -141,7 +141,7 @@ func TestRun(t *testing.T) {
 			c := enginetest.NewConn().
 				On(`^p=`, enginetest.Reply(tt.probe+"\n", 0)).
 				On(`^cat -- `, enginetest.Reply("old", 0)).
-				On(`mktemp|^ch(mod|own|grp) |^rm -f `, enginetest.Reply("", 0))
+				On(`\.rb-[0-9a-f]{12}; |^ch(mod|own|grp) |^rm -f `, enginetest.Reply("", 0))
 			r := moduletest.Run(&tt.mod, c, tt.dryRun, dir)
 			r.CheckErr(t, tt.wantErr)
 			r.CheckCalls(t, tt.wantCmds...)

@@ -58,7 +58,7 @@ func TestRun(t *testing.T) {
 			name:        "absent apply",
 			mod:         Template{Source: "redis.conf", Vars: vars, Dest: "/etc/redis/a.conf", Owner: "redis", Mode: "0640"},
 			probe:       "absent",
-			wantCmds:    []string{`^p=/etc/redis/a\.conf; `, `mktemp /etc/redis/a\.conf\.rb-XXXXXX.*chmod 0640 .*chown redis: `},
+			wantCmds:    []string{`^p=/etc/redis/a\.conf; `, `umask 0137; t=/etc/redis/a\.conf\.rb-[0-9a-f]{12}; .*chown redis: `},
 			wantChanges: []string{"create /etc/redis/a.conf"},
 			wantSummary: "created /etc/redis/a.conf",
 			wantStdin:   rendered,
@@ -121,7 +121,7 @@ func TestRun(t *testing.T) {
 			c := enginetest.NewConn()
 			c.On(`^p=`, enginetest.Reply(tt.probe+"\n", 0))
 			c.On(`^cat -- `, enginetest.Reply(tt.old, 0))
-			c.On(`mktemp`, enginetest.Reply("", 0))
+			c.On(`\.rb-[0-9a-f]{12}; `, enginetest.Reply("", 0))
 			c.On(`^ch(mod|own|grp) `, enginetest.Reply("", 0))
 			tg := engine.NewTarget(engine.TargetOptions{Host: engine.Host{Name: "node1"}, Conn: c, DryRun: tt.dryRun, Dir: dir})
 			out, err := tt.mod.Run(context.Background(), tg)
@@ -137,7 +137,7 @@ func TestRun(t *testing.T) {
 					t.Errorf("command %d = %q, want match for %s", i, calls[i].Cmd, re)
 				}
 			}
-			if last := calls[len(calls)-1]; strings.Contains(last.Cmd, "mktemp") && last.Stdin != tt.wantStdin {
+			if last := calls[len(calls)-1]; strings.Contains(last.Cmd, ".rb-") && last.Stdin != tt.wantStdin {
 				t.Errorf("upload stdin = %q, want %q", last.Stdin, tt.wantStdin)
 			}
 			var got []string

@@ -1,0 +1,93 @@
+package engine_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/runbook/runbook/engine"
+	"github.com/runbook/runbook/engine/enginetest"
+)
+
+// TestWriteFileLocalShells runs WriteFile's command with the local shells against real files:
+// content, mode (set by the umask, by chmod, or kept from the old file), owner, nothing left
+// beside the destination; and an upload cut short leaves the old file as it was.
+func TestWriteFileLocalShells(t *testing.T) {
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := user.LookupGroupId(me.Gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sh := range []string{"sh", "bash", "dash"} {
+		if _, err := exec.LookPath(sh); err != nil {
+			continue
+		}
+		t.Run(sh, func(t *testing.T) {
+			dir := t.TempDir()
+			c := enginetest.NewConn().On(``, enginetest.LocalShell(sh))
+			tests := []struct {
+				name, mode, oldMode string
+				owner               bool
+				want                os.FileMode
+			}{
+				{name: "new 0640", mode: "0640", want: 0o640},
+				{name: "new 0600 owned", mode: "0600", owner: true, want: 0o600},
+				{name: "new 0755", mode: "0755", want: 0o755},
+				{name: "new setgid", mode: "2750", want: 0o750 | os.ModeSetgid},
+				{name: "new default", want: 0o644},
+				{name: "keeps old mode", oldMode: "0604", want: 0o604},
+				{name: "replaces 0600 by 0644", mode: "0644", oldMode: "0600", want: 0o644},
+			}
+			for _, tt := range tests {
+				path := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "_")+" 'x'")
+				if tt.oldMode != "" {
+					if err := os.WriteFile(path, []byte("old"), 0o600); err != nil {
+						t.Fatal(err)
+					}
+					if err := exec.Command("chmod", tt.oldMode, path).Run(); err != nil {
+						t.Fatal(err)
+					}
+				}
+				f := engine.FileSpec{Path: path, Content: []byte("new\x00content\n"), Mode: tt.mode}
+				if tt.owner {
+					f.Owner, f.Group = me.Username, g.Name
+				}
+				if err := engine.WriteFile(context.Background(), c, f); err != nil {
+					t.Fatalf("%s: %v", tt.name, err)
+				}
+				b, err := os.ReadFile(path)
+				fi, _ := os.Stat(path)
+				if err != nil || string(b) != "new\x00content\n" || fi.Mode() != tt.want {
+					t.Errorf("%s: content %q, mode %v, %v; want mode %v", tt.name, b, fi.Mode(), err, tt.want)
+				}
+			}
+			// cut short: the shell gets fewer bytes than were meant
+			path := filepath.Join(dir, "cut")
+			os.WriteFile(path, []byte("old"), 0o644)
+			cut := enginetest.NewConn().On(``, func(call enginetest.Call) (engine.ExecResult, error) {
+				call.Stdin = call.Stdin[:3]
+				return enginetest.LocalShell(sh)(call)
+			})
+			err := engine.WriteFile(context.Background(), cut, engine.FileSpec{Path: path, Content: []byte("new content"), Mode: "0644"})
+			if err == nil || !strings.Contains(err.Error(), "upload incomplete: 3 of 11 bytes") {
+				t.Errorf("cut upload: err = %v", err)
+			}
+			if b, _ := os.ReadFile(path); string(b) != "old" {
+				t.Errorf("cut upload replaced the file: %q", b)
+			}
+			entries, _ := os.ReadDir(dir)
+			for _, e := range entries {
+				if strings.Contains(e.Name(), ".rb-") {
+					t.Errorf("left behind: %s", e.Name())
+				}
+			}
+		})
+	}
+}
