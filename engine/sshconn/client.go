@@ -438,25 +438,35 @@ func (c *Client) Exec(ctx context.Context, cmd engine.Command) (engine.ExecResul
 	}
 	release := func() { <-c.sem }
 
-	sess, cn, err := c.session(ctx)
-	if err != nil {
-		release()
-		return engine.ExecResult{}, err
-	}
 	var stdout, stderr bytes.Buffer
-	sess.Stdout, sess.Stderr, sess.Stdin = &stdout, &stderr, cmd.Stdin
-	if cmd.Stdout != nil {
-		sess.Stdout = io.MultiWriter(&stdout, cmd.Stdout)
-	}
-
-	if err := sess.Start(cmd.Cmd); err != nil {
+	var sess *ssh.Session
+	var cn *conn
+	var err error
+	for attempt := 1; ; attempt++ {
+		sess, cn, err = c.session(ctx)
+		if err != nil {
+			release()
+			return engine.ExecResult{}, err
+		}
+		sess.Stdout, sess.Stderr, sess.Stdin = &stdout, &stderr, cmd.Stdin
+		if cmd.Stdout != nil {
+			sess.Stdout = io.MultiWriter(&stdout, cmd.Stdout)
+		}
+		if err = sess.Start(cmd.Cmd); err == nil {
+			break
+		}
 		sess.Close()
-		release()
 		// The ssh package's error names the command line; keep it out of ours.
 		if dead, cause := cn.lost(); dead {
+			release()
 			return engine.ExecResult{}, &LostError{Host: name, Cause: cause, Running: true}
 		}
-		return engine.ExecResult{}, fmt.Errorf("%s: the host refused to start the command", name)
+		if attempt == 2 || ctx.Err() != nil {
+			release()
+			return engine.ExecResult{}, fmt.Errorf("%s: the host refused to start the command", name)
+		}
+		// A refused start ran nothing (the input is read only once it has started): one more
+		// session. Seen through the connection keeper now and then under load, cause unknown.
 	}
 	if cn.quickAck != nil {
 		cn.quickAck.done() // sshd has turned TCP_NODELAY on

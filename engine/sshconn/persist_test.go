@@ -212,7 +212,7 @@ func TestPersistErrors(t *testing.T) {
 	})
 }
 
-// TestPersistStreams: many commands at once through one keeper, each writing interleaved output
+// TestPersistStreams: commands at once through one keeper (as many as a run opens sessions), each writing interleaved output
 // and error output up to its last byte: everything arrives, on the right stream, in order.
 func TestPersistStreams(t *testing.T) {
 	s := startSSHD(t, sshdOptions{})
@@ -230,8 +230,8 @@ func TestPersistStreams(t *testing.T) {
 		fmt.Fprintf(&wantErr, "err %d\n", i)
 	}
 	wantErr.WriteString("end")
-	errs := make(chan error, 16)
-	for n := 0; n < 16; n++ {
+	errs := make(chan error, DefaultMaxSessions)
+	for n := 0; n < DefaultMaxSessions; n++ {
 		go func() {
 			res, err := c.Exec(context.Background(), engine.Command{Cmd: script})
 			switch {
@@ -245,7 +245,7 @@ func TestPersistStreams(t *testing.T) {
 			}
 		}()
 	}
-	for n := 0; n < 16; n++ {
+	for n := 0; n < DefaultMaxSessions; n++ {
 		if err := <-errs; err != nil {
 			t.Error(err)
 		}
