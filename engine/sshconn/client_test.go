@@ -624,16 +624,7 @@ func TestReconnectAfterSSHDRestart(t *testing.T) {
 	}
 
 	// The host goes down under a running command: the command is not run again.
-	errc := make(chan error, 1)
-	go func() {
-		_, err := c.Exec(context.Background(), engine.Command{Cmd: "touch " + filepath.Join(s.dir, "started") + "; sleep 30"})
-		errc <- err
-	}()
-	waitFor(t, 5*time.Second, "the command to start", func() bool {
-		_, err := os.Stat(filepath.Join(s.dir, "started"))
-		return err == nil
-	})
-	s.kill()
+	errc := killUnderCommand(t, c, s)
 	err = <-errc
 	var le *LostError
 	t.Logf("error: %v", err)
@@ -671,6 +662,23 @@ func TestReconnectAfterSSHDRestart(t *testing.T) {
 	if c.Connects() != 4 {
 		t.Errorf("Connects() = %d, want 4", c.Connects())
 	}
+}
+
+// killUnderCommand starts a long command over c, kills s once it runs, and returns the channel
+// that gets the command's error.
+func killUnderCommand(t *testing.T, c *Client, s *sshd) chan error {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Exec(context.Background(), engine.Command{Cmd: "touch " + filepath.Join(s.dir, "started") + "; sleep 30"})
+		errc <- err
+	}()
+	waitFor(t, 5*time.Second, "the command to start", func() bool {
+		_, err := os.Stat(filepath.Join(s.dir, "started"))
+		return err == nil
+	})
+	s.kill()
+	return errc
 }
 
 func TestKeepAliveDetectsVanishedHost(t *testing.T) {

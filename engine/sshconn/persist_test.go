@@ -327,16 +327,7 @@ func TestPersistLostUnderCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	errc := make(chan error, 1)
-	go func() {
-		_, err := c.Exec(context.Background(), engine.Command{Cmd: "touch " + filepath.Join(s.dir, "started") + "; sleep 30"})
-		errc <- err
-	}()
-	waitFor(t, 5*time.Second, "the command to start", func() bool {
-		_, err := os.Stat(filepath.Join(s.dir, "started"))
-		return err == nil
-	})
-	s.kill()
+	errc := killUnderCommand(t, c, s)
 	var le *LostError
 	select {
 	case err = <-errc:
