@@ -28,6 +28,21 @@ func persistDirFor(t *testing.T) string {
 	return d
 }
 
+// echoRun is one run: it connects with cfg, has the host echo word, checks the answer and
+// disconnects.
+func echoRun(ctx context.Context, cfg Config, word string) error {
+	c, err := Dial(ctx, cfg, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	res, err := c.Exec(ctx, engine.Command{Cmd: "echo " + word})
+	if err == nil && string(res.Stdout) != word+"\n" {
+		err = fmt.Errorf("stdout %q, want %q", res.Stdout, word+"\n")
+	}
+	return err
+}
+
 // waitGone waits until path does not exist.
 func waitGone(t *testing.T, path string, within time.Duration) {
 	t.Helper()
@@ -123,13 +138,8 @@ func TestPersist(t *testing.T) {
 	// Idle for Persist: the keeper drops the connection and, keeping no other, leaves; the next
 	// run starts a keeper (a connection) again.
 	waitGone(t, filepath.Join(cfg.PersistDir, keeperSocket), cfg.Persist+keeperGrace+3*time.Second)
-	c3, err := Dial(ctx, cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c3.Close()
-	if res, err := c3.Exec(ctx, engine.Command{Cmd: "echo three"}); err != nil || string(res.Stdout) != "three\n" {
-		t.Fatalf("run after the keeper left: %+v, %v", res, err)
+	if err := echoRun(ctx, cfg, "three"); err != nil {
+		t.Fatalf("run after the keeper left: %v", err)
 	}
 	if got := s.accepted(); got != 2 {
 		t.Errorf("sshd authenticated %d connections, want 2 (a new keeper)", got)
@@ -195,13 +205,8 @@ func TestPersistErrors(t *testing.T) {
 		before := s.accepted()
 		cfg := s.config("node1", s.knownHosts(t))
 		cfg.Persist, cfg.PersistDir = time.Minute, open
-		c, err := Dial(ctx, cfg, nil)
-		if err != nil {
+		if err := echoRun(ctx, cfg, "direct"); err != nil {
 			t.Fatal(err)
-		}
-		defer c.Close()
-		if res, err := c.Exec(ctx, engine.Command{Cmd: "echo direct"}); err != nil || string(res.Stdout) != "direct\n" {
-			t.Fatalf("%+v, %v", res, err)
 		}
 		if entries, _ := os.ReadDir(open); len(entries) != 0 {
 			t.Errorf("the open folder holds %d entries, want none", len(entries))
@@ -261,18 +266,7 @@ func TestPersistManyHosts(t *testing.T) {
 	cfgA, cfgB := a.config("a", a.knownHosts(t)), b.config("b", b.knownHosts(t))
 	cfgA.Persist, cfgA.PersistDir = 500*time.Millisecond, dir
 	cfgB.Persist, cfgB.PersistDir = 5*time.Second, dir
-	run := func(cfg Config, want string) error {
-		c, err := Dial(ctx, cfg, nil)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		res, err := c.Exec(ctx, engine.Command{Cmd: "echo " + want})
-		if err == nil && string(res.Stdout) != want+"\n" {
-			err = fmt.Errorf("stdout %q", res.Stdout)
-		}
-		return err
-	}
+	run := func(cfg Config, word string) error { return echoRun(ctx, cfg, word) }
 	for _, cfg := range []Config{cfgA, cfgB, cfgA, cfgB} {
 		if err := run(cfg, cfg.Name); err != nil {
 			t.Fatal(err)
