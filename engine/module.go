@@ -84,10 +84,22 @@ type StatusOptions struct {
 // Prober is implemented by modules whose read-only check is a fixed set of remote commands that
 // Run executes verbatim (no stdin) before it decides anything. The engine may run the probes of
 // every task of a host in one remote command before the tasks start, and answer the modules'
-// identical Exec calls from those results for as long as nothing has changed on any host, so an
-// unchanged host costs one round trip instead of one per task.
+// identical Exec calls from those results for as long as nothing they read has changed (see
+// PathProber and Change.Writes), so an unchanged host costs one round trip instead of one per task.
 type Prober interface {
 	Probes() []string
+}
+
+// PathProber is a Prober whose probes read nothing on their host but the files under the paths
+// it names (absolute; a directory stands for everything under it). A change whose Writes are
+// all elsewhere cannot alter what they print, so the engine keeps answering them from what it
+// read ahead. A Prober that is not a PathProber is read again after any change on its host.
+//
+// Paths are compared as written: two tasks that reach one file by different names (through a
+// symbolic link) manage the same thing twice, which a playbook must not do anyway.
+type PathProber interface {
+	Prober
+	ProbePaths() []string
 }
 
 // ProbeBatcher is a Prober some of whose probes a host can answer for several tasks at once with

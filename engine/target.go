@@ -26,6 +26,12 @@ type Change struct {
 	// Diff is an optional unified diff or multi-line detail shown by plan. It is redacted before
 	// it is shown.
 	Diff string
+	// Writes, when set, are the only things the change alters: absolute paths on the target's own
+	// host that it creates, writes, removes or whose owner or mode it changes (a removed
+	// directory stands for everything under it). What the engine read ahead of other paths, and
+	// of other hosts, then stays true and is not read again. A change that may alter anything
+	// else (start a process, talk to other hosts, run an arbitrary command) leaves Writes empty.
+	Writes []string
 }
 
 // Hosts gives modules that act on several hosts at once (redis_cluster) the connections to the
@@ -60,7 +66,7 @@ type Target struct {
 	rep     Reporter
 	secrets *Secrets
 	dir     string
-	before  func()
+	before  func(Change)
 	memo    *Memo
 
 	mu      sync.Mutex
@@ -80,8 +86,8 @@ type TargetOptions struct {
 	// module configuration are resolved against it.
 	Dir string
 	// BeforeChange, when set, is called in apply mode right before a change is made (the engine
-	// drops what it read ahead, which the change may make untrue).
-	BeforeChange func()
+	// drops what it read ahead that the change may make untrue).
+	BeforeChange func(Change)
 	// Memo is shared by every Target of the run (nil: nothing is shared).
 	Memo *Memo
 }
@@ -140,7 +146,7 @@ func (t *Target) Change(ctx context.Context, c Change, fn func(ctx context.Conte
 	c.Diff = t.secrets.Redact(c.Diff)
 	if !t.dryRun {
 		if t.before != nil {
-			t.before()
+			t.before(c)
 		}
 		if err := fn(ctx); err != nil {
 			return fmt.Errorf("%s: %w", c.Summary, err)

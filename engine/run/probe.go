@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,20 +15,103 @@ import (
 	"github.com/runbook/runbook/engine"
 )
 
-// probeCache holds the results of the probes run ahead of the tasks (Prober), per host. Any
-// change made anywhere invalidates all of it: from then on modules read the hosts directly.
+// probeCache holds the results of the probes run ahead of the tasks (Prober), per host, each with
+// what it reads (its scope). A change drops what it may have made untrue: a change of unknown
+// reach (no Change.Writes) everything, for good; a change of known paths on a host that host's
+// results of unknown scope or whose paths meet the written ones, and every root probe's (an
+// arbitrary query may read anything). From then on the modules read those for themselves.
 // While a host's probes are being read, its commands wait for them (its forwarded connections do
 // not: a task that only talks to services, like redis_cluster, starts at once).
 type probeCache struct {
 	mu      sync.Mutex
 	valid   bool
-	hosts   map[string]map[string]engine.ExecResult
+	hosts   map[string]map[string]cachedProbe
+	changes map[string]int           // changes of known reach made on each host so far
 	pending map[string]chan struct{} // closed when the host's probes are in (or given up)
 	hits    int
 }
 
+// cachedProbe is one probe's result and what it read.
+type cachedProbe struct {
+	res   engine.ExecResult
+	scope probeScope
+}
+
+// probeScope is what a probe reads: anything anywhere (root), anything on its host (paths nil),
+// or only the files under paths on its host.
+type probeScope struct {
+	root  bool
+	paths []string
+}
+
+// scopeOf is what mod's probes read.
+func scopeOf(mod engine.Module) probeScope {
+	if _, ok := mod.(engine.RootProber); ok {
+		return probeScope{root: true}
+	}
+	if p, ok := mod.(engine.PathProber); ok {
+		var paths []string
+		for _, x := range p.ProbePaths() {
+			if !path.IsAbs(x) {
+				return probeScope{}
+			}
+			paths = append(paths, path.Clean(x))
+		}
+		return probeScope{paths: paths}
+	}
+	return probeScope{}
+}
+
+// merge is the scope of a probe that two tasks share: what either reads.
+func (s probeScope) merge(o probeScope) probeScope {
+	if s.root || o.root {
+		return probeScope{root: true}
+	}
+	if s.paths == nil || o.paths == nil {
+		return probeScope{}
+	}
+	return probeScope{paths: append(append([]string(nil), s.paths...), o.paths...)}
+}
+
+// untrueAfter says whether a change on the probe's own host that writes writes (clean absolute
+// paths) may change what the probe prints.
+func (s probeScope) untrueAfter(writes []string) bool {
+	if s.root || s.paths == nil {
+		return true
+	}
+	for _, r := range s.paths {
+		for _, w := range writes {
+			if within(r, w) || within(w, r) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// within says whether the clean absolute path p is dir or lies under it.
+func within(p, dir string) bool {
+	return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/")
+}
+
+// cleanWrites returns c's Writes cleaned, or nil when its reach is unknown: none given, or one
+// not absolute.
+func cleanWrites(c engine.Change) []string {
+	if len(c.Writes) == 0 {
+		return nil
+	}
+	out := make([]string, len(c.Writes))
+	for i, w := range c.Writes {
+		if !path.IsAbs(w) {
+			return nil
+		}
+		out[i] = path.Clean(w)
+	}
+	return out
+}
+
 func newProbeCache() *probeCache {
-	return &probeCache{valid: true, hosts: map[string]map[string]engine.ExecResult{}, pending: map[string]chan struct{}{}}
+	return &probeCache{valid: true, hosts: map[string]map[string]cachedProbe{}, changes: map[string]int{}, pending: map[string]chan struct{}{}}
 }
 
 // expect marks host's probes as being read: its commands wait until done(host).
@@ -69,30 +153,50 @@ func (p *probeCache) get(host, cmd string) (engine.ExecResult, bool) {
 	if !p.valid {
 		return engine.ExecResult{}, false
 	}
-	res, ok := p.hosts[host][cmd]
+	e, ok := p.hosts[host][cmd]
 	if ok {
 		p.hits++
 	}
-	return res, ok
+	return e.res, ok
 }
 
-// put stores host's results, unless something changed meanwhile: they may be older than it.
-func (p *probeCache) put(host string, results map[string]engine.ExecResult) bool {
+// mark returns what put needs to know that nothing changed on host since: call it before reading.
+func (p *probeCache) mark(host string) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.valid {
+	return p.changes[host]
+}
+
+// put stores host's results, unless something changed on the host (or anywhere, of unknown
+// reach) since mark returned since: they may be older than the change.
+func (p *probeCache) put(host string, results map[string]cachedProbe, since int) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.valid || p.changes[host] != since {
 		return false
 	}
 	p.hosts[host] = results
 	return true
 }
 
-// invalidate drops every cached result: something changed.
-func (p *probeCache) invalidate() {
+// invalidate drops what a change on host may make untrue.
+func (p *probeCache) invalidate(host string, c engine.Change) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.valid = false
-	p.hosts = nil
+	writes := cleanWrites(c)
+	if writes == nil {
+		p.valid = false
+		p.hosts = nil
+		return
+	}
+	p.changes[host]++
+	for h, m := range p.hosts {
+		for cmd, e := range m {
+			if e.scope.root || (h == host && e.scope.untrueAfter(writes)) {
+				delete(m, cmd)
+			}
+		}
+	}
 }
 
 // cachingConn answers a probe from the cache while it is valid and sends everything else on.
@@ -127,6 +231,7 @@ func (r *Runner) prefetch(ctx context.Context, hosts []string) int {
 	probes := map[string][]string{}
 	parts := map[string]map[string]engine.BatchPart{}
 	seen := map[string]map[string]bool{}
+	scopes := map[string]map[string]probeScope{}
 	for _, t := range r.pb.Tasks {
 		if t.RunOnce {
 			continue
@@ -154,13 +259,18 @@ func (r *Runner) prefetch(ctx context.Context, hosts []string) int {
 				if err != nil || d.HasErrors() {
 					continue
 				}
+				scope := scopeOf(mod)
 				for _, cmd := range mod.(engine.Prober).Probes() {
 					if seen[h] == nil {
 						seen[h] = map[string]bool{}
+						scopes[h] = map[string]probeScope{}
 					}
 					if !seen[h][cmd] {
 						seen[h][cmd] = true
 						probes[h] = append(probes[h], cmd)
+						scopes[h][cmd] = scope
+					} else {
+						scopes[h][cmd] = scopes[h][cmd].merge(scope)
 					}
 				}
 				if b, ok := mod.(engine.ProbeBatcher); ok {
@@ -209,6 +319,7 @@ func (r *Runner) prefetch(ctx context.Context, hosts []string) int {
 				return
 			}
 			token := "RBPROBE-" + hex.EncodeToString(tb[:])
+			since := r.probes.mark(h)
 			script := make([]string, len(entries))
 			for i, e := range entries {
 				script[i] = e.cmd
@@ -226,7 +337,11 @@ func (r *Runner) prefetch(ctx context.Context, hosts []string) int {
 			if err != nil {
 				r.emit(Event{Type: EventLog, Host: h, Summary: "some probes read one by one: " + err.Error()})
 			}
-			if !r.probes.put(h, results) {
+			cached := make(map[string]cachedProbe, len(results))
+			for cmd, res := range results {
+				cached[cmd] = cachedProbe{res: res, scope: scopes[h][cmd]}
+			}
+			if !r.probes.put(h, cached, since) {
 				return // something changed while they were read
 			}
 			mu.Lock()

@@ -170,6 +170,141 @@ func TestPrefetch(t *testing.T) {
 	}
 }
 
+// pathMarker is a marker whose change says what it writes: its file.
+type pathMarker struct {
+	Path string `hcl:"path,attr"`
+}
+
+// scopedMarker is a pathMarker that also says what its probe reads: its file.
+type scopedMarker struct {
+	Path string `hcl:"path,attr"`
+}
+
+func (m *pathMarker) Probes() []string       { return (&marker{Path: m.Path}).Probes() }
+func (m *scopedMarker) Probes() []string     { return (&marker{Path: m.Path}).Probes() }
+func (m *scopedMarker) ProbePaths() []string { return []string{m.Path} }
+func (m *scopedMarker) Run(ctx context.Context, t *engine.Target) (engine.Outcome, error) {
+	return (&pathMarker{Path: m.Path}).Run(ctx, t)
+}
+func (m *pathMarker) Run(ctx context.Context, t *engine.Target) (engine.Outcome, error) {
+	out, err := engine.Run(ctx, t.Conn(), m.Probes()[0])
+	if err != nil {
+		return engine.Outcome{}, err
+	}
+	if strings.TrimSpace(string(out)) == "here" {
+		return engine.Outcome{Summary: "present"}, nil
+	}
+	return engine.Outcome{Summary: "created"}, t.Change(ctx, engine.Change{Summary: "create " + m.Path, Writes: []string{m.Path}}, func(ctx context.Context) error {
+		_, err := engine.Run(ctx, t.Conn(), "echo here > "+m.Path)
+		return err
+	})
+}
+
+// TestPrefetchKeepsWhatAChangeCannotTouch: after a change that names the paths it writes, the
+// probes of other paths are still answered from the read-ahead; the probe of a written path, and
+// a probe that does not say what it reads, are read again, and everything after a change that
+// does not say what it writes.
+func TestPrefetchKeepsWhatAChangeCannotTouch(t *testing.T) {
+	dir := t.TempDir()
+	f := func(n string) string { return filepath.Join(dir, n) }
+	play := filepath.Join(dir, "play.hcl")
+	src := `host "local" { address = "127.0.0.1" }
+task "a" {
+  scoped { path = "` + f("f0") + `" }
+}
+task "b" {
+  depends_on = [task.a]
+  scoped { path = "` + f("f1") + `" }
+}
+task "c" {
+  depends_on = [task.b]
+  pathmarker { path = "` + f("f2") + `" }
+}
+task "d" {
+  depends_on = [task.c]
+  scoped { path = "` + f("f0") + `" }
+}
+task "e" {
+  depends_on = [task.d]
+  scoped { path = "` + f("f3") + `" }
+}
+task "g" {
+  depends_on = [task.e]
+  marker { path = "` + f("f4") + `" }
+}
+task "h" {
+  depends_on = [task.g]
+  scoped { path = "` + f("f5") + `" }
+}
+`
+	os.WriteFile(play, []byte(src), 0o644)
+	os.WriteFile(f("f3"), []byte("here\n"), 0o644)
+	os.WriteFile(f("f5"), []byte("here\n"), 0o644)
+	reg := engine.NewRegistry(
+		engine.ModuleInfo{Name: "marker", New: func() engine.Module { return &marker{} }},
+		engine.ModuleInfo{Name: "pathmarker", New: func() engine.Module { return &pathMarker{} }},
+		engine.ModuleInfo{Name: "scoped", New: func() engine.Module { return &scopedMarker{} }},
+	)
+	rc, sh := runLocal(t, play, reg, Apply)
+	// a, b, c create their files; c's probe, of unknown scope, is read again after b's change;
+	// d finds f0 that a wrote (read again: a cached "missing" would make it write again); e
+	// finds f3 from the read-ahead; g's change may have touched anything: h reads f5 again.
+	if rc.Changed != 4 || rc.OK != 3 {
+		t.Fatalf("apply: %+v", rc)
+	}
+	alone := map[string]int{}
+	for _, c := range sh.execs {
+		alone[c]++
+	}
+	want := map[string]int{"f0": 1, "f1": 0, "f2": 1, "f3": 0, "f4": 1, "f5": 1}
+	for n, w := range want {
+		if got := alone[(&marker{Path: f(n)}).Probes()[0]]; got != w {
+			t.Errorf("probe of %s run alone %d times, want %d", n, got, w)
+		}
+	}
+	if len(sh.execs) != 1+4+4 {
+		t.Errorf("%d remote commands, want 9 (read-ahead, 4 writes, 4 probes read again):\n%s", len(sh.execs), strings.Join(sh.execs, "\n---\n"))
+	}
+}
+
+// TestProbeScope: which probes a change of known paths on a host makes untrue.
+func TestProbeScope(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		scope  probeScope
+		writes []string
+		untrue bool
+	}{
+		{"same path", probeScope{paths: []string{"/etc/redis/a.conf"}}, []string{"/etc/redis/a.conf"}, true},
+		{"sibling", probeScope{paths: []string{"/etc/redis/a.conf"}}, []string{"/etc/redis/b.conf"}, false},
+		{"prefix that is no parent", probeScope{paths: []string{"/etc/redis/a.conf"}}, []string{"/etc/redis/a.con"}, false},
+		{"write under the read directory", probeScope{paths: []string{"/etc/redis"}}, []string{"/etc/redis/a.conf"}, true},
+		{"removed parent", probeScope{paths: []string{"/etc/redis/a.conf"}}, []string{"/etc/redis"}, true},
+		{"root written", probeScope{paths: []string{"/etc/redis/a.conf"}}, []string{"/"}, true},
+		{"one of several", probeScope{paths: []string{"/proc", "/run/redis/a.pid"}}, []string{"/tmp/x", "/run/redis"}, true},
+		{"unknown reads", probeScope{}, []string{"/tmp/x"}, true},
+		{"root probe", probeScope{root: true}, []string{"/tmp/x"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.scope.untrueAfter(tc.writes); got != tc.untrue {
+				t.Errorf("untrueAfter(%v) = %v, want %v", tc.writes, got, tc.untrue)
+			}
+		})
+	}
+	if w := cleanWrites(engine.Change{Writes: []string{"/etc/x/../y", "relative"}}); w != nil {
+		t.Errorf("a relative write is of unknown reach, got %v", w)
+	}
+	if w := cleanWrites(engine.Change{Writes: []string{"/etc/x/../y/"}}); len(w) != 1 || w[0] != "/etc/y" {
+		t.Errorf("cleanWrites = %v, want [/etc/y]", w)
+	}
+	if s := scopeOf(&scopedMarker{Path: "rel"}); s.paths != nil {
+		t.Errorf("a relative probe path is of unknown scope, got %+v", s)
+	}
+	if s := (probeScope{paths: []string{"/a"}}).merge(probeScope{}); s.paths != nil || s.root {
+		t.Errorf("shared with a probe of unknown scope: %+v", s)
+	}
+}
+
 // batchedMarker is a marker whose probes cat(1) reads together.
 type batchedMarker struct {
 	Path  string `hcl:"path,attr"`
@@ -353,7 +488,7 @@ func TestCommandsWaitForTheirHostsProbes(t *testing.T) {
 		t.Fatalf("%q ran before the host's probes were in", cmd)
 	case <-time.After(50 * time.Millisecond):
 	}
-	cache.put("node1", map[string]engine.ExecResult{})
+	cache.put("node1", map[string]cachedProbe{}, cache.mark("node1"))
 	cache.done("node1")
 	select {
 	case <-inner.execs:
@@ -362,9 +497,19 @@ func TestCommandsWaitForTheirHostsProbes(t *testing.T) {
 	}
 	// results read across a change are not kept
 	cache.expect("node2")
-	cache.invalidate()
-	if cache.put("node2", map[string]engine.ExecResult{"x": {}}) {
-		t.Error("probes read across a change were stored")
+	since := cache.mark("node2")
+	cache.invalidate("node2", engine.Change{Summary: "write", Writes: []string{"/etc/y"}})
+	if cache.put("node2", map[string]cachedProbe{"x": {}}, since) {
+		t.Error("probes read across a change on their host were stored")
+	}
+	since = cache.mark("node2")
+	cache.invalidate("node1", engine.Change{Summary: "write", Writes: []string{"/etc/y"}})
+	if !cache.put("node2", map[string]cachedProbe{"x": {}}, since) {
+		t.Error("probes read across a change of known paths on another host were dropped")
+	}
+	cache.invalidate("node1", engine.Change{Summary: "anything"})
+	if cache.put("node2", map[string]cachedProbe{"x": {}}, cache.mark("node2")) {
+		t.Error("probes were stored after a change of unknown reach")
 	}
 	cache.done("node2")
 	cache.wait(context.Background(), "node2") // returns: nothing pending

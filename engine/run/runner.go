@@ -69,9 +69,10 @@ type Runner struct {
 	recap     Recap
 }
 
-// beforeChange drops what was read ahead or shared: a change is about to be made.
-func (r *Runner) beforeChange() {
-	r.probes.invalidate()
+// beforeChange drops what was read ahead or shared that c, about to be made on host, may make
+// untrue.
+func (r *Runner) beforeChange(host string, c engine.Change) {
+	r.probes.invalidate(host, c)
 	r.memo.Disable()
 }
 
@@ -499,7 +500,7 @@ func (r *Runner) runInstance(ctx context.Context, in config.Instance) bool {
 			Secrets:  r.pb.Secrets,
 			Dir:      in.Task.Dir,
 			// what was read ahead may no longer be true once anything changes
-			BeforeChange: r.beforeChange,
+			BeforeChange: func(c engine.Change) { r.beforeChange(h, c) },
 			Memo:         r.memo,
 		})
 		outcome, runErr = mod.Run(ctx, target)

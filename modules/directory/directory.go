@@ -122,7 +122,7 @@ func (m *Directory) Run(ctx context.Context, t *engine.Target) (engine.Outcome, 
 		default:
 			return out, fmt.Errorf("%s exists and is not a directory; refusing to remove it", m.Path)
 		}
-		err := t.Change(ctx, engine.Change{Summary: "remove directory " + m.Path + " recursively"}, func(ctx context.Context) error {
+		err := t.Change(ctx, engine.Change{Summary: "remove directory " + m.Path + " recursively", Writes: []string{m.Path}}, func(ctx context.Context) error {
 			_, err := engine.Run(ctx, t.Conn(), "rm -rf -- "+q)
 			return err
 		})
@@ -136,7 +136,7 @@ func (m *Directory) Run(ctx context.Context, t *engine.Target) (engine.Outcome, 
 		if fix := m.attrs().FixCommand(m.Path); fix != "" {
 			cmd += " && " + fix
 		}
-		err := t.Change(ctx, engine.Change{Summary: "create directory " + m.Path}, func(ctx context.Context) error {
+		err := t.Change(ctx, engine.Change{Summary: "create directory " + m.Path, Writes: []string{m.Path}}, func(ctx context.Context) error {
 			_, err := engine.Run(ctx, t.Conn(), cmd)
 			return err
 		})
@@ -185,9 +185,12 @@ var (
 // Probes implements engine.Prober: the one read of the path Run starts with.
 func (m *Directory) Probes() []string { return []string{m.ProbeCommand()} }
 
+// ProbePaths implements engine.PathProber: the probe reads the directory alone.
+func (m *Directory) ProbePaths() []string { return []string{m.Path} }
+
 // BatchParts implements engine.ProbeBatcher: the probe can be read with other paths'.
 func (m *Directory) BatchParts() []engine.BatchPart {
 	return []engine.BatchPart{hostfile.DirectoryPart(m.Path)}
 }
 
-var _ engine.Prober = (*Directory)(nil)
+var _ engine.PathProber = (*Directory)(nil)

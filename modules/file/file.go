@@ -106,7 +106,7 @@ func (m *File) exists(ctx context.Context, t *engine.Target) (engine.Outcome, er
 	switch st.Kind {
 	case hostfile.Absent:
 		spec := engine.FileSpec{Path: m.Dest, Mode: m.Mode, Owner: m.Owner, Group: m.Group}
-		err := t.Change(ctx, engine.Change{Summary: "create empty " + m.Dest}, func(ctx context.Context) error {
+		err := t.Change(ctx, engine.Change{Summary: "create empty " + m.Dest, Writes: []string{m.Dest}}, func(ctx context.Context) error {
 			return engine.WriteFile(ctx, t.Conn(), spec)
 		})
 		out.Summary = hostfile.Did(t, "created "+m.Dest, "will create "+m.Dest)
@@ -135,7 +135,7 @@ func (m *File) remove(ctx context.Context, t *engine.Target) (engine.Outcome, er
 	case hostfile.Directory:
 		return out, fmt.Errorf("%s is a directory; remove it with the directory module", m.Dest)
 	}
-	err = t.Change(ctx, engine.Change{Summary: "remove " + m.Dest}, func(ctx context.Context) error {
+	err = t.Change(ctx, engine.Change{Summary: "remove " + m.Dest, Writes: []string{m.Dest}}, func(ctx context.Context) error {
 		_, err := engine.Run(ctx, t.Conn(), "rm -f -- "+engine.ShellQuote(m.Dest))
 		return err
 	})
@@ -155,7 +155,10 @@ var (
 // Probes implements engine.Prober: the one read of the destination Run starts with.
 func (m *File) Probes() []string { return []string{hostfile.ProbeCommand(m.Dest)} }
 
+// ProbePaths implements engine.PathProber: the probe reads the file alone.
+func (m *File) ProbePaths() []string { return []string{m.Dest} }
+
 // BatchParts implements engine.ProbeBatcher: the probe can be read with other paths'.
 func (m *File) BatchParts() []engine.BatchPart { return []engine.BatchPart{hostfile.FilePart(m.Dest)} }
 
-var _ engine.Prober = (*File)(nil)
+var _ engine.PathProber = (*File)(nil)

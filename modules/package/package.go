@@ -212,4 +212,7 @@ var (
 // Probes implements engine.Prober: the dpkg query Run starts with.
 func (m *Package) Probes() []string { return []string{m.QueryCommand()} }
 
-var _ engine.Prober = (*Package)(nil)
+// ProbePaths implements engine.PathProber: the query reads dpkg's database alone.
+func (m *Package) ProbePaths() []string { return []string{"/var/lib/dpkg"} }
+
+var _ engine.PathProber = (*Package)(nil)

@@ -421,4 +421,14 @@ var (
 // Probes implements engine.Prober: the read of the daemon's state Run starts with.
 func (m *Service) Probes() []string { return []string{m.ProbeCommand()} }
 
-var _ engine.Prober = (*Service)(nil)
+// ProbePaths implements engine.PathProber: the probe reads the process table and the pidfile,
+// or systemd's state and unit folders.
+func (m *Service) ProbePaths() []string {
+	p := []string{"/proc", "/run/systemd", "/etc/systemd", "/lib/systemd", "/usr/lib/systemd", "/usr/local/lib/systemd"}
+	if m.Pidfile != "" {
+		p = append(p, m.Pidfile)
+	}
+	return p
+}
+
+var _ engine.PathProber = (*Service)(nil)

@@ -129,9 +129,12 @@ var (
 // Probes implements engine.Prober: the one read of the destination Run starts with.
 func (m *Template) Probes() []string { return []string{hostfile.ProbeCommand(m.Dest)} }
 
+// ProbePaths implements engine.PathProber: the probe reads the file alone.
+func (m *Template) ProbePaths() []string { return []string{m.Dest} }
+
 // BatchParts implements engine.ProbeBatcher: the probe can be read with other paths'.
 func (m *Template) BatchParts() []engine.BatchPart {
 	return []engine.BatchPart{hostfile.FilePart(m.Dest)}
 }
 
-var _ engine.Prober = (*Template)(nil)
+var _ engine.PathProber = (*Template)(nil)

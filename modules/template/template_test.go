@@ -143,6 +143,9 @@ func TestRun(t *testing.T) {
 			var got []string
 			for _, ch := range tg.Changes() {
 				got = append(got, ch.Summary)
+				if len(ch.Writes) != 1 || ch.Writes[0] != tt.mod.Dest {
+					t.Errorf("change %q writes %q, want [%s]", ch.Summary, ch.Writes, tt.mod.Dest)
+				}
 			}
 			if strings.Join(got, "|") != strings.Join(tt.wantChanges, "|") {
 				t.Errorf("changes = %q, want %q", got, tt.wantChanges)

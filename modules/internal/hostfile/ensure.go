@@ -37,7 +37,7 @@ func EnsureFile(ctx context.Context, t *engine.Target, path string, content []by
 	case Other:
 		return out, fmt.Errorf("%s exists on the host and is not a regular file", path)
 	case Absent:
-		ch := engine.Change{Summary: "create " + path, Diff: Diff(path, nil, false, content)}
+		ch := engine.Change{Summary: "create " + path, Diff: Diff(path, nil, false, content), Writes: []string{path}}
 		if err := t.Change(ctx, ch, upload); err != nil {
 			return out, err
 		}
@@ -67,7 +67,7 @@ func EnsureFile(ctx context.Context, t *engine.Target, path string, content []by
 		if d := a.Drift(st); len(d) > 0 {
 			summary += " (" + strings.Join(d, ", ") + ")"
 		}
-		if err := t.Change(ctx, engine.Change{Summary: summary, Diff: diff}, upload); err != nil {
+		if err := t.Change(ctx, engine.Change{Summary: summary, Diff: diff, Writes: []string{path}}, upload); err != nil {
 			return out, err
 		}
 		out.Summary = Did(t, "updated "+path, "will update "+path)
@@ -89,7 +89,7 @@ func FixDrift(ctx context.Context, t *engine.Target, path string, st State, a At
 	if len(d) == 0 {
 		return false, nil
 	}
-	ch := engine.Change{Summary: "set " + strings.Join(d, ", ") + " on " + path}
+	ch := engine.Change{Summary: "set " + strings.Join(d, ", ") + " on " + path, Writes: []string{path}}
 	return true, t.Change(ctx, ch, a.Fix(t.Conn(), path))
 }
 

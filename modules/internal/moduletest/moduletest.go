@@ -68,6 +68,17 @@ func (r Result) CheckChanges(t testing.TB, want ...string) {
 	}
 }
 
+// CheckWrites fails t unless every change says it writes exactly paths (engine.Change.Writes),
+// so the engine keeps what it read ahead of other paths.
+func (r Result) CheckWrites(t testing.TB, paths ...string) {
+	t.Helper()
+	for _, c := range r.Changes {
+		if strings.Join(c.Writes, "\n") != strings.Join(paths, "\n") {
+			t.Errorf("change %q writes %q, want %q", c.Summary, c.Writes, paths)
+		}
+	}
+}
+
 // CheckErr fails t unless the error contains want, or is nil when want is empty.
 func (r Result) CheckErr(t testing.TB, want string) {
 	t.Helper()
