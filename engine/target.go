@@ -26,12 +26,14 @@ type Change struct {
 	// Diff is an optional unified diff or multi-line detail shown by plan. It is redacted before
 	// it is shown.
 	Diff string
-	// Writes, when set, are the only things the change alters: absolute paths on the target's own
-	// host that it creates, writes, removes or whose owner or mode it changes (a removed
-	// directory stands for everything under it). What the engine read ahead of other paths, and
-	// of other hosts, then stays true and is not read again. A change that may alter anything
-	// else (start a process, talk to other hosts, run an arbitrary command) leaves Writes empty.
-	Writes []string
+	// Writes and Removes, when either is set, are the only things the change alters, as absolute
+	// paths on the target's own host: Writes the paths it creates (with any missing parent) or
+	// writes, or whose owner or mode it sets, and not what lies under them; Removes the paths it
+	// removes with everything under them. What the engine read ahead of other paths, and of
+	// other hosts, then stays true and is not read again. A change that may alter anything else
+	// (start a process, talk to other hosts, run an arbitrary command) leaves both empty.
+	Writes  []string
+	Removes []string
 }
 
 // Hosts gives modules that act on several hosts at once (redis_cluster) the connections to the

@@ -73,15 +73,21 @@ func (s probeScope) merge(o probeScope) probeScope {
 	return probeScope{paths: append(append([]string(nil), s.paths...), o.paths...)}
 }
 
-// untrueAfter says whether a change on the probe's own host that writes writes (clean absolute
-// paths) may change what the probe prints.
-func (s probeScope) untrueAfter(writes []string) bool {
+// untrueAfter says whether a change on the probe's own host may change what the probe prints.
+// A written path changes its own reads and its parents' (created, or an entry added); a removed
+// one also everything under it.
+func (s probeScope) untrueAfter(c reach) bool {
 	if s.root || s.paths == nil {
 		return true
 	}
 	for _, r := range s.paths {
-		for _, w := range writes {
-			if within(r, w) || within(w, r) {
+		for _, w := range c.writes {
+			if within(w, r) {
+				return true
+			}
+		}
+		for _, d := range c.removes {
+			if within(r, d) || within(d, r) {
 				return true
 			}
 		}
@@ -94,20 +100,30 @@ func within(p, dir string) bool {
 	return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/")
 }
 
-// cleanWrites returns c's Writes cleaned, or nil when its reach is unknown: none given, or one
-// not absolute.
-func cleanWrites(c engine.Change) []string {
-	if len(c.Writes) == 0 {
-		return nil
+// reach is what a change alters on its host: clean absolute paths written and removed.
+type reach struct {
+	writes, removes []string
+}
+
+// reachOf returns what c alters, and false when that is unknown: no paths given, or one not
+// absolute.
+func reachOf(c engine.Change) (reach, bool) {
+	if len(c.Writes)+len(c.Removes) == 0 {
+		return reach{}, false
 	}
-	out := make([]string, len(c.Writes))
-	for i, w := range c.Writes {
-		if !path.IsAbs(w) {
-			return nil
+	clean := func(ps []string) ([]string, bool) {
+		out := make([]string, len(ps))
+		for i, p := range ps {
+			if !path.IsAbs(p) {
+				return nil, false
+			}
+			out[i] = path.Clean(p)
 		}
-		out[i] = path.Clean(w)
+		return out, true
 	}
-	return out
+	w, ok1 := clean(c.Writes)
+	d, ok2 := clean(c.Removes)
+	return reach{writes: w, removes: d}, ok1 && ok2
 }
 
 func newProbeCache() *probeCache {
@@ -183,8 +199,8 @@ func (p *probeCache) put(host string, results map[string]cachedProbe, since int)
 func (p *probeCache) invalidate(host string, c engine.Change) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	writes := cleanWrites(c)
-	if writes == nil {
+	what, known := reachOf(c)
+	if !known {
 		p.valid = false
 		p.hosts = nil
 		return
@@ -192,7 +208,7 @@ func (p *probeCache) invalidate(host string, c engine.Change) {
 	p.changes[host]++
 	for h, m := range p.hosts {
 		for cmd, e := range m {
-			if e.scope.root || (h == host && e.scope.untrueAfter(writes)) {
+			if e.scope.root || (h == host && e.scope.untrueAfter(what)) {
 				delete(m, cmd)
 			}
 		}

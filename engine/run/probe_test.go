@@ -269,33 +269,43 @@ task "h" {
 
 // TestProbeScope: which probes a change of known paths on a host makes untrue.
 func TestProbeScope(t *testing.T) {
+	a := func(p ...string) []string { return p }
 	for _, tc := range []struct {
-		name   string
-		scope  probeScope
-		writes []string
-		untrue bool
+		name            string
+		scope           probeScope
+		writes, removes []string
+		untrue          bool
 	}{
-		{"same path", probeScope{paths: []string{"/etc/redis/a.conf"}}, []string{"/etc/redis/a.conf"}, true},
-		{"sibling", probeScope{paths: []string{"/etc/redis/a.conf"}}, []string{"/etc/redis/b.conf"}, false},
-		{"prefix that is no parent", probeScope{paths: []string{"/etc/redis/a.conf"}}, []string{"/etc/redis/a.con"}, false},
-		{"write under the read directory", probeScope{paths: []string{"/etc/redis"}}, []string{"/etc/redis/a.conf"}, true},
-		{"removed parent", probeScope{paths: []string{"/etc/redis/a.conf"}}, []string{"/etc/redis"}, true},
-		{"root written", probeScope{paths: []string{"/etc/redis/a.conf"}}, []string{"/"}, true},
-		{"one of several", probeScope{paths: []string{"/proc", "/run/redis/a.pid"}}, []string{"/tmp/x", "/run/redis"}, true},
-		{"unknown reads", probeScope{}, []string{"/tmp/x"}, true},
-		{"root probe", probeScope{root: true}, []string{"/tmp/x"}, true},
+		{"same path", probeScope{paths: a("/etc/redis/a.conf")}, a("/etc/redis/a.conf"), nil, true},
+		{"sibling", probeScope{paths: a("/etc/redis/a.conf")}, a("/etc/redis/b.conf"), nil, false},
+		{"prefix that is no parent", probeScope{paths: a("/etc/redis/a.conf")}, a("/etc/redis/a.con"), nil, false},
+		{"write under the read directory", probeScope{paths: a("/etc/redis")}, a("/etc/redis/a.conf"), nil, true},
+		{"parent's owner set", probeScope{paths: a("/etc/redis/a.conf")}, a("/etc/redis"), nil, false},
+		{"parent removed", probeScope{paths: a("/etc/redis/a.conf")}, nil, a("/etc/redis"), true},
+		{"removed under the read directory", probeScope{paths: a("/etc/redis")}, nil, a("/etc/redis/a.conf"), true},
+		{"sibling removed", probeScope{paths: a("/etc/redis/a.conf")}, nil, a("/etc/redis/b.conf"), false},
+		{"root removed", probeScope{paths: a("/etc/redis/a.conf")}, nil, a("/"), true},
+		{"one of several", probeScope{paths: a("/proc", "/run/redis/a.pid")}, a("/tmp/x"), a("/run/redis"), true},
+		{"unknown reads", probeScope{}, a("/tmp/x"), nil, true},
+		{"root probe", probeScope{root: true}, a("/tmp/x"), nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := tc.scope.untrueAfter(tc.writes); got != tc.untrue {
-				t.Errorf("untrueAfter(%v) = %v, want %v", tc.writes, got, tc.untrue)
+			what, known := reachOf(engine.Change{Writes: tc.writes, Removes: tc.removes})
+			if !known {
+				t.Fatal("reach unknown")
+			}
+			if got := tc.scope.untrueAfter(what); got != tc.untrue {
+				t.Errorf("untrueAfter(%+v) = %v, want %v", what, got, tc.untrue)
 			}
 		})
 	}
-	if w := cleanWrites(engine.Change{Writes: []string{"/etc/x/../y", "relative"}}); w != nil {
-		t.Errorf("a relative write is of unknown reach, got %v", w)
+	for _, c := range []engine.Change{{}, {Writes: a("/etc/x", "relative")}, {Writes: a("/etc/x"), Removes: a("rel")}} {
+		if _, known := reachOf(c); known {
+			t.Errorf("%+v: reach known, want unknown", c)
+		}
 	}
-	if w := cleanWrites(engine.Change{Writes: []string{"/etc/x/../y/"}}); len(w) != 1 || w[0] != "/etc/y" {
-		t.Errorf("cleanWrites = %v, want [/etc/y]", w)
+	if w, _ := reachOf(engine.Change{Writes: a("/etc/x/../y/")}); len(w.writes) != 1 || w.writes[0] != "/etc/y" {
+		t.Errorf("reachOf = %+v, want writes [/etc/y]", w)
 	}
 	if s := scopeOf(&scopedMarker{Path: "rel"}); s.paths != nil {
 		t.Errorf("a relative probe path is of unknown scope, got %+v", s)

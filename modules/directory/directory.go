@@ -122,7 +122,7 @@ func (m *Directory) Run(ctx context.Context, t *engine.Target) (engine.Outcome, 
 		default:
 			return out, fmt.Errorf("%s exists and is not a directory; refusing to remove it", m.Path)
 		}
-		err := t.Change(ctx, engine.Change{Summary: "remove directory " + m.Path + " recursively", Writes: []string{m.Path}}, func(ctx context.Context) error {
+		err := t.Change(ctx, engine.Change{Summary: "remove directory " + m.Path + " recursively", Removes: []string{m.Path}}, func(ctx context.Context) error {
 			_, err := engine.Run(ctx, t.Conn(), "rm -rf -- "+q)
 			return err
 		})

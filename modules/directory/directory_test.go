@@ -102,7 +102,7 @@ func TestRun(t *testing.T) {
 			r.CheckErr(t, tt.wantErr)
 			r.CheckCalls(t, tt.wantCmds...)
 			r.CheckChanges(t, tt.wantChanges...)
-			r.CheckWrites(t, tt.mod.Path)
+			r.CheckReach(t, tt.mod.Path)
 		})
 	}
 }

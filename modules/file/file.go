@@ -135,7 +135,7 @@ func (m *File) remove(ctx context.Context, t *engine.Target) (engine.Outcome, er
 	case hostfile.Directory:
 		return out, fmt.Errorf("%s is a directory; remove it with the directory module", m.Dest)
 	}
-	err = t.Change(ctx, engine.Change{Summary: "remove " + m.Dest, Writes: []string{m.Dest}}, func(ctx context.Context) error {
+	err = t.Change(ctx, engine.Change{Summary: "remove " + m.Dest, Removes: []string{m.Dest}}, func(ctx context.Context) error {
 		_, err := engine.Run(ctx, t.Conn(), "rm -f -- "+engine.ShellQuote(m.Dest))
 		return err
 	})

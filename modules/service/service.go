@@ -165,13 +165,7 @@ func (m *Service) ProbeCommand() string {
 	systemd := "echo backend=systemd; " +
 		"echo active=$(systemctl is-active -- " + engine.ShellQuote(m.Name) + " 2>/dev/null); " +
 		"echo enabled=$(systemctl is-enabled -- " + engine.ShellQuote(m.Name) + " 2>/dev/null)"
-	process := "echo backend=process"
-	if m.Pidfile != "" {
-		process += `; pid=; while read -r l || [ -n "$l" ]; do while [ -n "$l" ]; do ` +
-			`pid=$pid${l%%[!0-9]*}; l=${l#"${l%%[!0-9]*}"}; l=${l#"${l%%[0-9]*}"}; done; ` +
-			`done 2>/dev/null < ` + engine.ShellQuote(m.Pidfile) + `; echo pid=$pid; ` +
-			`if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then printf cmdline=; command exec tr '\0' ' ' < /proc/$pid/cmdline; echo; fi`
-	}
+	process := m.processProbe()
 	switch m.Backend {
 	case "systemd":
 		return systemd
@@ -179,6 +173,18 @@ func (m *Service) ProbeCommand() string {
 		return process
 	}
 	return "if [ -d /run/systemd/system ]; then " + systemd + "; else " + process + "; fi"
+}
+
+// processProbe is the process backend's part of ProbeCommand.
+func (m *Service) processProbe() string {
+	process := "echo backend=process"
+	if m.Pidfile != "" {
+		process += `; pid=; while read -r l || [ -n "$l" ]; do while [ -n "$l" ]; do ` +
+			`pid=$pid${l%%[!0-9]*}; l=${l#"${l%%[!0-9]*}"}; l=${l#"${l%%[0-9]*}"}; done; ` +
+			`done 2>/dev/null < ` + engine.ShellQuote(m.Pidfile) + `; echo pid=$pid; ` +
+			`if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then printf cmdline=; command exec tr '\0' ' ' < /proc/$pid/cmdline; echo; fi`
+	}
+	return process
 }
 
 type probe struct {
@@ -335,17 +341,33 @@ func (m *Service) match() string {
 	return ""
 }
 
-// start runs the start command and waits until the pidfile names a live, matching process.
-func (m *Service) start(ctx context.Context, t *engine.Target) (string, error) {
+// StartCommand is the remote command that runs the start command and then, in the same
+// session, looks at the pidfile once: right away when it is there, else after waiting up to half
+// a second for it to appear (a daemon writes it once it has forked). It prints what the process
+// probe prints.
+func (m *Service) StartCommand() string {
 	// The daemon's output goes to a file, not to the session, so the session ends when start returns.
 	cmd := `e=$(mktemp) || exit 1; if (` + "\n" + m.Start + "\n" + `) </dev/null >"$e" 2>&1; then rm -f "$e"; else rc=$?; cat "$e" >&2; rm -f "$e"; exit $rc; fi`
-	if _, err := engine.Run(ctx, t.Conn(), cmd); err != nil {
+	if m.Pidfile == "" {
+		return cmd
+	}
+	// sleep with a fraction is GNU's and BusyBox's; where it fails the loop ends at once.
+	return cmd + "\n" + `n=0; while [ ! -s ` + engine.ShellQuote(m.Pidfile) + ` ] && [ $n -lt 20 ]; do sleep 0.025 2>/dev/null || break; n=$((n+1)); done` + "\n" + m.processProbe()
+}
+
+// start runs the start command and waits until the pidfile names a live, matching process.
+func (m *Service) start(ctx context.Context, t *engine.Target) (string, error) {
+	out, err := engine.Run(ctx, t.Conn(), m.StartCommand())
+	if err != nil {
 		return "", fmt.Errorf("start: %w", err)
+	}
+	if st := parseProbe(string(out)); st.alive && strings.Contains(st.cmdline, m.match()) {
+		return st.pid, nil
 	}
 	timeout, _ := time.ParseDuration(m.StartTimeout) // checked by Validate
 	var pid string
 	var probeErr error
-	err := t.Poll(ctx, fmt.Sprintf("%s to write a live pid to %s", m.label(), m.Pidfile), 50*time.Millisecond, timeout, func(ctx context.Context) (bool, error) {
+	err = t.Poll(ctx, fmt.Sprintf("%s to write a live pid to %s", m.label(), m.Pidfile), 50*time.Millisecond, timeout, func(ctx context.Context) (bool, error) {
 		out, err := engine.Run(ctx, t.Conn(), m.ProbeCommand())
 		if err != nil {
 			if ctx.Err() != nil {

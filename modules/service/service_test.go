@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/runbook/runbook/engine"
@@ -35,6 +36,7 @@ func TestProcess(t *testing.T) {
 		name        string
 		mod         Service
 		probes      []string // successive probe outputs
+		started     string   // what the start command's own look at the pidfile prints
 		alive       []string // successive answers of the liveness check after SIGTERM
 		dryRun      bool
 		wantCmds    []string
@@ -63,6 +65,24 @@ func TestProcess(t *testing.T) {
 			mod:         proc("running"),
 			probes:      []string{none, none, stale, running},
 			wantCmds:    []string{probe, start, probe, probe, probe},
+			wantChanges: []string{"start /run/redis/a.pid: redis-server /etc/redis/a.conf"},
+			wantSummary: "started /run/redis/a.pid",
+		},
+		{
+			name:        "start sees the daemon in its own session",
+			mod:         proc("started"),
+			probes:      []string{none},
+			started:     running,
+			wantCmds:    []string{probe, start},
+			wantChanges: []string{"start /run/redis/a.pid: redis-server /etc/redis/a.conf"},
+			wantSummary: "started /run/redis/a.pid",
+		},
+		{
+			name:        "start's own look finds a stale pid: it waits",
+			mod:         proc("started"),
+			probes:      []string{none, running},
+			started:     stale,
+			wantCmds:    []string{probe, start, probe},
 			wantChanges: []string{"start /run/redis/a.pid: redis-server /etc/redis/a.conf"},
 			wantSummary: "started /run/redis/a.pid",
 		},
@@ -153,6 +173,7 @@ func TestProcess(t *testing.T) {
 			}
 			killed := false
 			c := enginetest.NewConn().
+				On(`^e=\$\(mktemp\)`, enginetest.Reply(tt.started, 0)).
 				On(`^if kill -0 `, func(enginetest.Call) (engine.ExecResult, error) {
 					if killed {
 						return engine.ExecResult{Stdout: []byte("gone\n")}, nil
@@ -166,8 +187,7 @@ func TestProcess(t *testing.T) {
 				On(`backend=`, func(enginetest.Call) (engine.ExecResult, error) {
 					return engine.ExecResult{Stdout: []byte(next(&probes))}, nil
 				}).
-				On(`^kill -TERM 42`, enginetest.Reply("", 0)).
-				On(`^e=\$\(mktemp\)`, enginetest.Reply("", 0))
+				On(`^kill -TERM 42`, enginetest.Reply("", 0))
 			r := moduletest.Run(&tt.mod, c, tt.dryRun, "")
 			r.CheckErr(t, tt.wantErr)
 			if tt.wantCmds != nil {
@@ -362,3 +382,35 @@ func TestProbeShell(t *testing.T) {
 func ptr(s string) *string { return &s }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestStartCommandShell runs the start command with the local shells: a daemon that forks and
+// writes its pidfile a little later is found by the command's own look, and a start command
+// that fails prints its output and exits with its status.
+func TestStartCommandShell(t *testing.T) {
+	for _, sh := range shells(t) {
+		t.Run(sh, func(t *testing.T) {
+			dir := t.TempDir()
+			pidfile := filepath.Join(dir, "d.pid")
+			m := Service{Pidfile: pidfile, Start: "sh -c 'sleep 0.1; echo $$ > " + pidfile + "; exec sleep 59' >/dev/null 2>&1 &"}
+			out, err := exec.Command(sh, "-c", m.StartCommand()).Output()
+			if err != nil {
+				t.Fatalf("%v: %s", err, out)
+			}
+			st := parseProbe(string(out))
+			if pid, err := strconv.Atoi(st.pid); err == nil {
+				t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+			}
+			if !st.alive || st.cmdline != "sleep 59" {
+				t.Fatalf("start's own look = %+v from %q, want the live daemon", st, out)
+			}
+			bad := Service{Pidfile: pidfile + ".none", Start: "echo no such config >&2; exit 3"}
+			cmd := exec.Command(sh, "-c", bad.StartCommand())
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			err = cmd.Run()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 || stderr.String() != "no such config\n" {
+				t.Errorf("failed start: err %v, stderr %q; want exit 3 and its output", err, stderr.String())
+			}
+		})
+	}
+}

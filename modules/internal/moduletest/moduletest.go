@@ -3,6 +3,7 @@ package moduletest
 
 import (
 	"context"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -68,13 +69,18 @@ func (r Result) CheckChanges(t testing.TB, want ...string) {
 	}
 }
 
-// CheckWrites fails t unless every change says it writes exactly paths (engine.Change.Writes),
-// so the engine keeps what it read ahead of other paths.
-func (r Result) CheckWrites(t testing.TB, paths ...string) {
+// CheckReach fails t unless every change says it alters exactly path: it removes path when
+// the change's summary starts with "remove", and writes it otherwise (engine.Change), so that
+// the engine keeps what it read ahead of other paths.
+func (r Result) CheckReach(t testing.TB, path string) {
 	t.Helper()
 	for _, c := range r.Changes {
-		if strings.Join(c.Writes, "\n") != strings.Join(paths, "\n") {
-			t.Errorf("change %q writes %q, want %q", c.Summary, c.Writes, paths)
+		want := engine.Change{Writes: []string{path}}
+		if strings.HasPrefix(c.Summary, "remove") {
+			want = engine.Change{Removes: []string{path}}
+		}
+		if fmt.Sprint(c.Writes, c.Removes) != fmt.Sprint(want.Writes, want.Removes) {
+			t.Errorf("change %q writes %q and removes %q, want %q and %q", c.Summary, c.Writes, c.Removes, want.Writes, want.Removes)
 		}
 	}
 }
