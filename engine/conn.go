@@ -30,6 +30,8 @@ type Command struct {
 	// command runs (ExecResult.Stdout still holds all of it). Every Conn implements it: the run
 	// lock learns from it that the lock was taken, without a second round trip.
 	Stdout io.Writer
+	// Stderr, when not nil, likewise receives the standard error as it arrives.
+	Stderr io.Writer
 }
 
 // ExecResult is the result of a remote command.

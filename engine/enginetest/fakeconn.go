@@ -76,6 +76,9 @@ func (c *Conn) Exec(ctx context.Context, cmd engine.Command) (engine.ExecResult,
 			if cmd.Stdout != nil && len(res.Stdout) > 0 {
 				_, _ = cmd.Stdout.Write(res.Stdout)
 			}
+			if cmd.Stderr != nil && len(res.Stderr) > 0 {
+				_, _ = cmd.Stderr.Write(res.Stderr)
+			}
 			return res, err
 		}
 	}

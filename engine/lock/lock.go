@@ -123,6 +123,12 @@ type Options struct {
 	// Hint is appended to the message of a BusyError, e.g. "retry with --lock-timeout=10m to
 	// wait for it".
 	Hint string
+	// Then maps a host to a read-only script its holding session runs right after taking the
+	// lock, before it says so: a run reads the host's state in the round trip that locks it.
+	// The script runs in a subshell with no input; its exit status is ignored, and what it
+	// printed on each stream comes back from Set.Then. An attempt that fails elsewhere (another
+	// host busy) runs it again with the next one.
+	Then map[string]string
 }
 
 // BusyError says that a host's lock is held by another run.
@@ -160,6 +166,7 @@ type Set struct {
 // held is one host's lock: the holding session and how to end it.
 type held struct {
 	host     string
+	then     engine.ExecResult // what Options.Then printed (exit status left 0)
 	stdin    *io.PipeWriter
 	done     chan struct{} // closed when the holding Exec has returned
 	err      error         // why the session ended; valid after done
@@ -330,13 +337,22 @@ const DefaultLease = 15 * time.Second
 // It starts as few processes as it can, since every run on every host pays for them: the host's
 // name comes from /proc (uname(1) where there is none), and under bash the wait for a heartbeat
 // is bash's own read -t; other shells run timeout(1) and sh for each wait.
-func holdScript(path, info, token string, lease time.Duration) string {
+//
+// A then script runs between taking the lock and saying so; the line that says so then goes to
+// both streams, after a newline, so that each stream's output of the script ends where the
+// line starts.
+func holdScript(path, info, token string, lease time.Duration, then string) string {
 	name := ""
 	if strings.Contains(path, "$(uname -n)") {
 		name = "h=; { IFS= read -r h </proc/sys/kernel/hostname; } 2>/dev/null && [ -n \"$h\" ] || h=$(uname -n)\n"
 		path = strings.ReplaceAll(path, "$(uname -n)", "${h}")
 	}
 	secs := max(1, int(lease/time.Second))
+	line := engine.ShellQuote(strings.TrimSuffix(takenLine(token), "\n"))
+	say := "printf '%s\\n' " + line
+	if then != "" {
+		say = "(\n" + then + "\n) </dev/null\nprintf '\\n%s\\n' " + line + " >&2; printf '\\n%s\\n' " + line
+	}
 	return name + fmt.Sprintf(`f=%s
 command -v flock >/dev/null 2>&1 || { echo "flock(1) is not installed on this host (Debian: apt-get install util-linux)" >&2; exit %d; }
 case $f in */*) d=${f%%/*};; *) d=.;; esac; [ -d "${d:-/}" ] || mkdir -p -- "$d" || exit 73
@@ -344,27 +360,30 @@ exec 9<>"$f" || exit 73
 if ! flock -n 9; then cat -- "$f"; exit %d; fi
 : >"$f"
 printf '%%s\n' %s >&9
-printf '%%s\n' %s
+%s
 if [ -n "${BASH_VERSION-}" ]; then while IFS= read -r -t %d x; do :; done
 else while timeout %d sh -c 'IFS= read -r x'; do :; done; fi
 : >"$f"
-`, path, exitNoFlock, exitBusy, engine.ShellQuote(info), engine.ShellQuote(strings.TrimSuffix(takenLine(token), "\n")), secs, secs)
+`, path, exitNoFlock, exitBusy, engine.ShellQuote(info), say, secs, secs)
 }
 
 // takenLine is what the holding script prints once it holds the lock.
 func takenLine(token string) string { return "runbook-lock-taken " + token + "\n" }
 
-// lineWatch is the holding session's standard output: it closes seen once want has arrived.
+// lineWatch is the holding session's standard output (or error): it closes seen once want has
+// arrived. When it keeps, before is what came ahead of want.
 type lineWatch struct {
-	mu   sync.Mutex
-	want []byte
-	buf  []byte
-	seen chan struct{}
-	done bool
+	mu     sync.Mutex
+	want   []byte
+	buf    []byte
+	seen   chan struct{}
+	done   bool
+	keep   bool
+	before []byte
 }
 
-func newLineWatch(want string) *lineWatch {
-	return &lineWatch{want: []byte(want), seen: make(chan struct{})}
+func newLineWatch(want string, keep bool) *lineWatch {
+	return &lineWatch{want: []byte(want), seen: make(chan struct{}), keep: keep}
 }
 
 // Write implements io.Writer.
@@ -375,11 +394,15 @@ func (w *lineWatch) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	w.buf = append(w.buf, p...)
-	if bytes.Contains(w.buf, w.want) {
+	if i := bytes.Index(w.buf, w.want); i >= 0 {
 		w.done = true
+		if w.keep {
+			// the script's output, without the newline printed ahead of want
+			w.before = bytes.TrimSuffix(w.buf[:i], []byte("\n"))
+		}
 		w.buf = nil
 		close(w.seen)
-	} else if len(w.buf) > 4096 {
+	} else if len(w.buf) > 4096 && !w.keep {
 		w.buf = w.buf[len(w.buf)-len(w.want):]
 	}
 	return len(p), nil
@@ -433,10 +456,30 @@ func tryLock(ctx context.Context, host string, c engine.Conn, o Options) (*held,
 	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	h := &held{host: host, stdin: pw, done: make(chan struct{}), cancel: cancel}
 	var res engine.ExecResult
-	taken := newLineWatch(takenLine(token))
+	then := o.Then[host]
+	taken := newLineWatch(takenLine(token), then != "")
+	cmd := engine.Command{Cmd: holdScript(o.Path, encode(o.Holder, token), token, o.Lease, then), Stdin: pr, Stdout: taken}
+	seen := taken.seen
+	var takenErr *lineWatch
+	if then != "" {
+		takenErr = newLineWatch(takenLine(token), true)
+		cmd.Stderr = takenErr
+		both := make(chan struct{})
+		go func() {
+			for _, ch := range []chan struct{}{taken.seen, takenErr.seen} {
+				select {
+				case <-ch:
+				case <-h.done:
+					return
+				}
+			}
+			close(both)
+		}()
+		seen = both
+	}
 	go func() {
 		defer close(h.done)
-		res, h.err = c.Exec(hctx, engine.Command{Cmd: holdScript(o.Path, encode(o.Holder, token), token, o.Lease), Stdin: pr, Stdout: taken})
+		res, h.err = c.Exec(hctx, cmd)
 		if h.err == nil && res.ExitCode != 0 {
 			h.err = res.Err()
 		}
@@ -448,7 +491,10 @@ func tryLock(ctx context.Context, host string, c engine.Conn, o Options) (*held,
 	actx, acancel := context.WithTimeout(ctx, attemptTimeout)
 	defer acancel()
 	select {
-	case <-taken.seen:
+	case <-seen:
+		if takenErr != nil {
+			h.then = engine.ExecResult{Stdout: append([]byte{}, taken.before...), Stderr: append([]byte{}, takenErr.before...)}
+		}
 		go h.heartbeat(o.Lease)
 		return h, nil, nil
 	case <-h.done:
@@ -525,6 +571,18 @@ func (s *Set) watch(lost func(host string, err error)) {
 			}
 		}()
 	}
+}
+
+// Then returns what host's Options.Then script printed, and false when the Set does not hold
+// host or host had none.
+func (s *Set) Then(host string) (engine.ExecResult, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h, ok := s.held[host]
+	if !ok || h.then.Stdout == nil {
+		return engine.ExecResult{}, false
+	}
+	return h.then, true
 }
 
 // Hosts returns the names of the hosts whose lock the Set holds.

@@ -35,6 +35,9 @@ func (l localConn) Exec(ctx context.Context, cmd engine.Command) (engine.ExecRes
 	if cmd.Stdout != nil {
 		c.Stdout = io.MultiWriter(&stdout, cmd.Stdout)
 	}
+	if cmd.Stderr != nil {
+		c.Stderr = io.MultiWriter(&stderr, cmd.Stderr)
+	}
 	if cmd.Stdin != nil {
 		// Like an SSH session, the command's end does not wait for its input to end.
 		r, w, err := os.Pipe()
@@ -272,7 +275,7 @@ func testLease(t *testing.T, shell string) {
 	rel()
 
 	// a silent holder: the holding script with an input that stays open and says nothing
-	silent := exec.Command(shell, "-c", holdScript(path, encode(Holder{PID: 2, Playbook: "gone.hcl"}, "tok"), "tok", lease))
+	silent := exec.Command(shell, "-c", holdScript(path, encode(Holder{PID: 2, Playbook: "gone.hcl"}, "tok"), "tok", lease, ""))
 	in, err := silent.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -319,7 +322,7 @@ func TestLineWatch(t *testing.T) {
 		{"after a long output", []string{strings.Repeat("x", 10000), "runbook-lock-taken abc\n"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := newLineWatch(takenLine("abc"))
+			w := newLineWatch(takenLine("abc"), false)
 			for _, s := range tc.writes {
 				if n, err := w.Write([]byte(s)); n != len(s) || err != nil {
 					t.Fatalf("Write = %d, %v", n, err)
@@ -360,5 +363,51 @@ func TestHostNameInPath(t *testing.T) {
 			t.Errorf("%s: %v; the folder holds %v", shell, err, entries)
 		}
 		rel()
+	}
+}
+
+// TestThen: the script given for a host runs in the holding session once the lock is taken,
+// under dash and bash, and what it printed on each stream comes back whole (output without a
+// final newline, output that looks like the line that says the lock is taken, a script that
+// exits); a busy lock runs nothing; the lock still holds afterwards.
+func TestThen(t *testing.T) {
+	if _, err := exec.LookPath("flock"); err != nil {
+		t.Skip("flock(1) not installed")
+	}
+	for _, shell := range []string{"sh", "bash"} {
+		t.Run(shell, func(t *testing.T) {
+			ctx := context.Background()
+			dir := t.TempDir()
+			path := filepath.Join(dir, "runbook.lock")
+			mark := filepath.Join(dir, "ran")
+			hosts := map[string]engine.Conn{"h1": localConn{shell: shell}}
+			script := `printf 'out1\nrunbook-lock-taken fake\nno newline'; printf 'err1\n' >&2; echo x >> ` + engine.ShellQuote(mark) + `; exit 3`
+			s, err := Acquire(ctx, hosts, Options{Path: path, Then: map[string]string{"h1": script}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, ok := s.Then("h1")
+			if !ok || string(res.Stdout) != "out1\nrunbook-lock-taken fake\nno newline" || string(res.Stderr) != "err1\n" {
+				t.Errorf("Then(h1) = %q, %q, %v", res.Stdout, res.Stderr, ok)
+			}
+			// held: another run is refused, and runs no script
+			_, err = Acquire(ctx, hosts, Options{Path: path, Then: map[string]string{"h1": script}})
+			var busy *BusyError
+			if !errors.As(err, &busy) {
+				t.Errorf("second run: %v, want a BusyError", err)
+			}
+			s.Release()
+			s, err = Acquire(ctx, hosts, Options{Path: path, Then: map[string]string{"h2": script}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := s.Then("h1"); ok {
+				t.Error("Then(h1) answered for a host without a script")
+			}
+			s.Release()
+			if b, _ := os.ReadFile(mark); string(b) != "x\n" {
+				t.Errorf("the script ran %q times (one x per run), want once", b)
+			}
+		})
 	}
 }

@@ -240,10 +240,27 @@ func (c cachingConn) Close() error {
 	return nil
 }
 
-// prefetch runs, in one remote command per host, the probes of every task instance that can be
-// decoded before anything runs (its arguments do not depend on other tasks' outputs), and fills
-// the cache. It returns the number of hosts whose probes it read.
-func (r *Runner) prefetch(ctx context.Context, hosts []string) int {
+// hostProbes is what a host's read-ahead runs: its probes, batched, in one script.
+type hostProbes struct {
+	entries []probeEntry
+	scopes  map[string]probeScope
+	token   string
+	since   int // the probe cache's mark before the read
+}
+
+// script is the one remote command that reads every probe of the host.
+func (hp *hostProbes) script() string {
+	cmds := make([]string, len(hp.entries))
+	for i, e := range hp.entries {
+		cmds[i] = e.cmd
+	}
+	return probeScript(cmds, hp.token)
+}
+
+// planProbes collects, per host, the probes of every task instance that can be decoded before
+// anything runs (its arguments do not depend on other tasks' outputs). Hosts with fewer than two
+// probes, or already failed, have none: their modules read for themselves.
+func (r *Runner) planProbes(hosts []string) map[string]*hostProbes {
 	probes := map[string][]string{}
 	parts := map[string]map[string]engine.BatchPart{}
 	seen := map[string]map[string]bool{}
@@ -302,25 +319,74 @@ func (r *Runner) prefetch(ctx context.Context, hosts []string) int {
 			}
 		}
 	}
+	plans := map[string]*hostProbes{}
+	for _, h := range hosts {
+		cmds := probes[h]
+		r.mu.Lock()
+		dead := r.failed[h]
+		r.mu.Unlock()
+		if len(cmds) < 2 || dead {
+			continue
+		}
+		var tb [8]byte
+		if _, err := rand.Read(tb[:]); err != nil {
+			continue
+		}
+		plans[h] = &hostProbes{
+			entries: batchProbes(cmds, parts[h]),
+			scopes:  scopes[h],
+			token:   "RBPROBE-" + hex.EncodeToString(tb[:]),
+			since:   r.probes.mark(h),
+		}
+	}
+	return plans
+}
+
+// fileProbes parses what host's read-ahead script printed and fills the cache with it. It
+// reports whether the results were kept.
+func (r *Runner) fileProbes(h string, hp *hostProbes, res engine.ExecResult) bool {
+	if res.ExitCode != 0 {
+		return false // the modules will read for themselves
+	}
+	outs, err := parseProbeOutput(res.Stdout, res.Stderr, len(hp.entries), hp.token)
+	if err != nil {
+		r.emit(Event{Type: EventLog, Host: h, Summary: "probes read one by one: " + err.Error()})
+		return false
+	}
+	results, err := splitBatches(hp.entries, outs)
+	if err != nil {
+		r.emit(Event{Type: EventLog, Host: h, Summary: "some probes read one by one: " + err.Error()})
+	}
+	cached := make(map[string]cachedProbe, len(results))
+	for cmd, res := range results {
+		cached[cmd] = cachedProbe{res: res, scope: hp.scopes[cmd]}
+	}
+	if !r.probes.put(h, cached, hp.since) {
+		return false // something changed while they were read
+	}
+	batched := 0
+	for _, e := range hp.entries {
+		batched += len(e.parts)
+	}
+	r.emit(Event{Type: EventLog, Host: h, Summary: readSummary(len(results), batched)})
+	return true
+}
+
+// prefetch runs, in one remote command per host, the probes planProbes finds, and fills the
+// cache. It returns the number of hosts whose probes it read.
+func (r *Runner) prefetch(ctx context.Context, hosts []string) int {
+	plans := r.planProbes(hosts)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	read := 0
 	for _, h := range hosts {
-		cmds := probes[h]
-		if len(cmds) < 2 {
+		hp := plans[h]
+		if hp == nil {
 			r.probes.done(h)
 			continue
 		}
-		r.mu.Lock()
-		dead := r.failed[h]
-		r.mu.Unlock()
-		if dead {
-			r.probes.done(h)
-			continue
-		}
-		entries := batchProbes(cmds, parts[h])
 		wg.Add(1)
-		go func(h string, cmds []string) {
+		go func() {
 			defer wg.Done()
 			defer r.probes.done(h)
 			conn, err := r.pool.Conn(ctx, h)
@@ -330,45 +396,14 @@ func (r *Runner) prefetch(ctx context.Context, hosts []string) int {
 			if cc, ok := conn.(cachingConn); ok {
 				conn = cc.Conn // its commands wait for this very read
 			}
-			var tb [8]byte
-			if _, err := rand.Read(tb[:]); err != nil {
+			res, err := conn.Exec(ctx, engine.Command{Cmd: hp.script()})
+			if err != nil || !r.fileProbes(h, hp, res) {
 				return
-			}
-			token := "RBPROBE-" + hex.EncodeToString(tb[:])
-			since := r.probes.mark(h)
-			script := make([]string, len(entries))
-			for i, e := range entries {
-				script[i] = e.cmd
-			}
-			res, err := conn.Exec(ctx, engine.Command{Cmd: probeScript(script, token)})
-			if err != nil || res.ExitCode != 0 {
-				return // the modules will read for themselves
-			}
-			outs, err := parseProbeOutput(res.Stdout, res.Stderr, len(script), token)
-			if err != nil {
-				r.emit(Event{Type: EventLog, Host: h, Summary: "probes read one by one: " + err.Error()})
-				return
-			}
-			results, err := splitBatches(entries, outs)
-			if err != nil {
-				r.emit(Event{Type: EventLog, Host: h, Summary: "some probes read one by one: " + err.Error()})
-			}
-			cached := make(map[string]cachedProbe, len(results))
-			for cmd, res := range results {
-				cached[cmd] = cachedProbe{res: res, scope: scopes[h][cmd]}
-			}
-			if !r.probes.put(h, cached, since) {
-				return // something changed while they were read
 			}
 			mu.Lock()
 			read++
 			mu.Unlock()
-			batched := 0
-			for _, e := range entries {
-				batched += len(e.parts)
-			}
-			r.emit(Event{Type: EventLog, Host: h, Summary: readSummary(len(results), batched)})
-		}(h, cmds)
+		}()
 	}
 	wg.Wait()
 	return read

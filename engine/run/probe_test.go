@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/runbook/runbook/engine"
 	"github.com/runbook/runbook/engine/config"
+	"github.com/runbook/runbook/engine/lock"
 )
 
 // TestProbeScript runs the combined probe script with the local shell and parses its output back
@@ -85,6 +87,12 @@ func (l *localShell) Exec(ctx context.Context, cmd engine.Command) (engine.ExecR
 	}
 	var stdout, stderr bytes.Buffer
 	c.Stdout, c.Stderr = &stdout, &stderr
+	if cmd.Stdout != nil {
+		c.Stdout = io.MultiWriter(&stdout, cmd.Stdout)
+	}
+	if cmd.Stderr != nil {
+		c.Stderr = io.MultiWriter(&stderr, cmd.Stderr)
+	}
 	err := c.Run()
 	res := engine.ExecResult{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
 	var ee *exec.ExitError
@@ -102,12 +110,18 @@ func (l *localShell) DialContext(context.Context, string, string) (net.Conn, err
 // runLocal runs the playbook at play with the local shell as its only host's connection.
 func runLocal(t *testing.T, play string, reg *engine.Registry, mode Mode) (*Recap, *localShell) {
 	t.Helper()
+	return runLocalLocked(t, play, reg, mode, nil)
+}
+
+// runLocalLocked is runLocal taking the run lock with lk.
+func runLocalLocked(t *testing.T, play string, reg *engine.Registry, mode Mode, lk *lock.Options) (*Recap, *localShell) {
+	t.Helper()
 	pb, diags := config.Load(config.Options{Playbook: play, Registry: reg})
 	if diags.HasErrors() {
 		t.Fatal(diags.Error())
 	}
 	sh := &localShell{}
-	rc, err := New(pb, Options{Mode: mode, Connector: ConnectorFunc(func(context.Context, *config.Host) (engine.Conn, error) { return sh, nil })}).Run(context.Background())
+	rc, err := New(pb, Options{Mode: mode, Lock: lk, Connector: ConnectorFunc(func(context.Context, *config.Host) (engine.Conn, error) { return sh, nil })}).Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,6 +326,39 @@ func TestProbeScope(t *testing.T) {
 	}
 	if s := (probeScope{paths: []string{"/a"}}).merge(probeScope{}); s.paths != nil || s.root {
 		t.Errorf("shared with a probe of unknown scope: %+v", s)
+	}
+}
+
+// TestPrefetchInLockSession: with the run lock, the checks are read in the session that takes it:
+// a no-op apply is that one remote command, and a first apply uses what it read.
+func TestPrefetchInLockSession(t *testing.T) {
+	if _, err := exec.LookPath("flock"); err != nil {
+		t.Skip("flock(1) not installed")
+	}
+	dir := t.TempDir()
+	play := filepath.Join(dir, "play.hcl")
+	src := `host "local" { address = "127.0.0.1" }
+`
+	for i := 0; i < 4; i++ {
+		src += fmt.Sprintf("task \"m%d\" {\n  scoped {\n    path = %q\n  }\n}\n", i, filepath.Join(dir, fmt.Sprintf("f%d", i)))
+	}
+	os.WriteFile(play, []byte(src), 0o644)
+	os.WriteFile(filepath.Join(dir, "f2"), []byte("here\n"), 0o644)
+	reg := engine.NewRegistry(engine.ModuleInfo{Name: "scoped", New: func() engine.Module { return &scopedMarker{} }})
+	lk := &lock.Options{Path: filepath.Join(dir, "run.lock")}
+	rc, sh := runLocalLocked(t, play, reg, Apply, lk)
+	if rc.Changed != 3 || rc.OK != 1 {
+		t.Fatalf("first apply: %+v", rc)
+	}
+	if len(sh.execs) != 4 || !strings.Contains(sh.execs[0], "flock") || !strings.Contains(sh.execs[0], "RBPROBE-") {
+		t.Errorf("first apply: %d remote commands, want the lock with the checks and 3 writes:\n%s", len(sh.execs), strings.Join(sh.execs, "\n---\n"))
+	}
+	rc, sh = runLocalLocked(t, play, reg, Apply, lk)
+	if rc.Changed != 0 || rc.OK != 4 {
+		t.Fatalf("second apply: %+v", rc)
+	}
+	if len(sh.execs) != 1 {
+		t.Errorf("no-op apply ran %d remote commands, want 1 (the lock with the checks):\n%s", len(sh.execs), strings.Join(sh.execs, "\n---\n"))
 	}
 }
 

@@ -148,33 +148,47 @@ func (r *Runner) Run(ctx context.Context) (*Recap, error) {
 	t0 := time.Now()
 	r.connectAll(ctx, hosts)
 	phase(fmt.Sprintf("connected to %s", plural(len(hosts), "host")), t0)
+	prefetched := make(chan struct{})
 	if r.opts.Lock != nil && r.opts.Mode == Apply {
+		// The checks are read in the session that takes the lock: one round trip for both.
 		t0 = time.Now()
-		release, err := r.lockHosts(ctx, hosts)
+		plans := r.planProbes(hosts)
+		locks, err := r.lockHosts(ctx, hosts, plans)
 		if err != nil {
 			return nil, err
 		}
-		defer release() // before the pool closes the connections
-		phase("took the run lock", t0)
-	}
-	// The checks are read ahead while the tasks start: a host's commands wait for its checks,
-	// but a task that only reaches services through forwarded connections (redis_cluster's
-	// observation) need not.
-	t0 = time.Now()
-	for _, h := range hosts {
-		r.probes.expect(h)
-	}
-	prefetched := make(chan struct{})
-	go func() {
-		defer close(prefetched)
-		n := r.prefetch(ctx, hosts)
-		for _, h := range hosts {
-			r.probes.done(h)
+		defer locks.Release() // before the pool closes the connections
+		n := 0
+		for h, hp := range plans {
+			if res, ok := locks.Then(h); ok && r.fileProbes(h, hp, res) {
+				n++
+			}
 		}
 		if n > 0 {
-			phase(fmt.Sprintf("read the checks of %s ahead", plural(n, "host")), t0)
+			phase(fmt.Sprintf("took the run lock and read the checks of %s ahead", plural(n, "host")), t0)
+		} else {
+			phase("took the run lock", t0)
 		}
-	}()
+		close(prefetched)
+	} else {
+		// The checks are read ahead while the tasks start: a host's commands wait for its
+		// checks, but a task that only reaches services through forwarded connections
+		// (redis_cluster's observation) need not.
+		t0 = time.Now()
+		for _, h := range hosts {
+			r.probes.expect(h)
+		}
+		go func() {
+			defer close(prefetched)
+			n := r.prefetch(ctx, hosts)
+			for _, h := range hosts {
+				r.probes.done(h)
+			}
+			if n > 0 {
+				phase(fmt.Sprintf("read the checks of %s ahead", plural(n, "host")), t0)
+			}
+		}()
+	}
 	defer func() { <-prefetched }()
 
 	var firstFail sync.Once
@@ -232,9 +246,14 @@ func (r *Runner) Run(ctx context.Context) (*Recap, error) {
 	return &rc, nil
 }
 
-// lockHosts takes the run lock on every reachable host, all or nothing.
-func (r *Runner) lockHosts(ctx context.Context, hosts []string) (func(), error) {
+// lockHosts takes the run lock on every reachable host, all or nothing, and reads the hosts'
+// planned probes in the sessions that take it.
+func (r *Runner) lockHosts(ctx context.Context, hosts []string, plans map[string]*hostProbes) (*lock.Set, error) {
 	opts := *r.opts.Lock
+	opts.Then = map[string]string{}
+	for h, hp := range plans {
+		opts.Then[h] = hp.script()
+	}
 	if opts.Waiting == nil {
 		opts.Waiting = func(host, msg string) { r.emit(Event{Type: EventWarning, Host: host, Summary: msg}) }
 	}
@@ -255,7 +274,7 @@ func (r *Runner) lockHosts(ctx context.Context, hosts []string) (func(), error) 
 			conns[h] = c
 		}
 	}
-	return lock.AcquireAll(ctx, conns, opts)
+	return lock.Acquire(ctx, conns, opts)
 }
 
 // errRunOnceFailed marks a failed run_once task in the graph walk, so its dependents are skipped.

@@ -452,6 +452,9 @@ func (c *Client) Exec(ctx context.Context, cmd engine.Command) (engine.ExecResul
 		if cmd.Stdout != nil {
 			sess.Stdout = io.MultiWriter(&stdout, cmd.Stdout)
 		}
+		if cmd.Stderr != nil {
+			sess.Stderr = io.MultiWriter(&stderr, cmd.Stderr)
+		}
 		if err = sess.Start(cmd.Cmd); err == nil {
 			break
 		}
