@@ -166,7 +166,9 @@ type Set struct {
 // held is one host's lock: the holding session and how to end it.
 type held struct {
 	host     string
-	then     engine.ExecResult // what Options.Then printed (exit status left 0)
+	then     engine.ExecResult // what Options.Then printed (exit status left 0), once thenDone
+	thenOK   bool              // then is whole: the script ran to its end
+	thenDone chan struct{}     // closed when then is in, or will not come
 	stdin    *io.PipeWriter
 	done     chan struct{} // closed when the holding Exec has returned
 	err      error         // why the session ended; valid after done
@@ -340,7 +342,8 @@ const DefaultLease = 15 * time.Second
 //
 // A then script runs between taking the lock and saying so; the line that says so then goes to
 // both streams, after a newline, so that each stream's output of the script ends where the
-// line starts.
+// line starts. Ahead of the script, heldLine says that the lock is taken: how long the script
+// takes does not count as waiting for the host.
 func holdScript(path, info, token string, lease time.Duration, then string) string {
 	name := ""
 	if strings.Contains(path, "$(uname -n)") {
@@ -351,7 +354,8 @@ func holdScript(path, info, token string, lease time.Duration, then string) stri
 	line := engine.ShellQuote(strings.TrimSuffix(takenLine(token), "\n"))
 	say := "printf '%s\\n' " + line
 	if then != "" {
-		say = "(\n" + then + "\n) </dev/null\nprintf '\\n%s\\n' " + line + " >&2; printf '\\n%s\\n' " + line
+		say = "printf '%s\\n' " + engine.ShellQuote(strings.TrimSuffix(heldLine(token), "\n")) +
+			"\n(\n" + then + "\n) </dev/null\nprintf '\\n%s\\n' " + line + " >&2; printf '\\n%s\\n' " + line
 	}
 	return name + fmt.Sprintf(`f=%s
 command -v flock >/dev/null 2>&1 || { echo "flock(1) is not installed on this host (Debian: apt-get install util-linux)" >&2; exit %d; }
@@ -367,8 +371,11 @@ else while timeout %d sh -c 'IFS= read -r x'; do :; done; fi
 `, path, exitNoFlock, exitBusy, engine.ShellQuote(info), say, secs, secs)
 }
 
-// takenLine is what the holding script prints once it holds the lock.
+// takenLine is what the holding script prints once it holds the lock (and ran Options.Then).
 func takenLine(token string) string { return "runbook-lock-taken " + token + "\n" }
+
+// heldLine is what the holding script prints once it holds the lock, before Options.Then.
+func heldLine(token string) string { return "runbook-lock-held " + token + "\n" }
 
 // lineWatch is the holding session's standard output (or error): it closes seen once want has
 // arrived. When it keeps, before is what came ahead of want.
@@ -454,14 +461,17 @@ func tryLock(ctx context.Context, host string, c engine.Conn, o Options) (*held,
 	// The holding session outlives ctx (an interrupted run still releases its locks in order);
 	// Release ends it.
 	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	h := &held{host: host, stdin: pw, done: make(chan struct{}), cancel: cancel}
+	h := &held{host: host, stdin: pw, done: make(chan struct{}), cancel: cancel, thenDone: make(chan struct{})}
 	var res engine.ExecResult
 	then := o.Then[host]
 	taken := newLineWatch(takenLine(token), then != "")
 	cmd := engine.Command{Cmd: holdScript(o.Path, encode(o.Holder, token), token, o.Lease, then), Stdin: pr, Stdout: taken}
-	seen := taken.seen
+	seen, answered := taken.seen, taken.seen
 	var takenErr *lineWatch
 	if then != "" {
+		heldOut := newLineWatch(heldLine(token), false)
+		answered = heldOut.seen
+		cmd.Stdout = io.MultiWriter(heldOut, taken)
 		takenErr = newLineWatch(takenLine(token), true)
 		cmd.Stderr = takenErr
 		both := make(chan struct{})
@@ -491,10 +501,21 @@ func tryLock(ctx context.Context, host string, c engine.Conn, o Options) (*held,
 	actx, acancel := context.WithTimeout(ctx, attemptTimeout)
 	defer acancel()
 	select {
-	case <-seen:
-		if takenErr != nil {
-			h.then = engine.ExecResult{Stdout: append([]byte{}, taken.before...), Stderr: append([]byte{}, takenErr.before...)}
-		}
+	case <-answered:
+		// Held. Options.Then may still run: its output is collected as it ends.
+		go func() {
+			defer close(h.thenDone)
+			if takenErr == nil {
+				return
+			}
+			select {
+			case <-seen:
+				out := bytes.TrimPrefix(taken.before, []byte(heldLine(token)))
+				h.then = engine.ExecResult{Stdout: append([]byte{}, out...), Stderr: append([]byte{}, takenErr.before...)}
+				h.thenOK = true
+			case <-h.done:
+			}
+		}()
 		go h.heartbeat(o.Lease)
 		return h, nil, nil
 	case <-h.done:
@@ -573,16 +594,22 @@ func (s *Set) watch(lost func(host string, err error)) {
 	}
 }
 
-// Then returns what host's Options.Then script printed, and false when the Set does not hold
-// host or host had none.
-func (s *Set) Then(host string) (engine.ExecResult, bool) {
+// Then waits until host's Options.Then script has run and returns what it printed; false when
+// the Set does not hold host, host had none, its session ended first, or ctx ended. The locks
+// are all held before the scripts are done: a run can start on the hosts whose scripts are in.
+func (s *Set) Then(ctx context.Context, host string) (engine.ExecResult, bool) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	h, ok := s.held[host]
-	if !ok || h.then.Stdout == nil {
+	s.mu.Unlock()
+	if !ok {
 		return engine.ExecResult{}, false
 	}
-	return h.then, true
+	select {
+	case <-h.thenDone:
+	case <-ctx.Done():
+		return engine.ExecResult{}, false
+	}
+	return h.then, h.thenOK
 }
 
 // Hosts returns the names of the hosts whose lock the Set holds.

@@ -386,7 +386,7 @@ func TestThen(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, ok := s.Then("h1")
+			res, ok := s.Then(ctx, "h1")
 			if !ok || string(res.Stdout) != "out1\nrunbook-lock-taken fake\nno newline" || string(res.Stderr) != "err1\n" {
 				t.Errorf("Then(h1) = %q, %q, %v", res.Stdout, res.Stderr, ok)
 			}
@@ -401,7 +401,7 @@ func TestThen(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, ok := s.Then("h1"); ok {
+			if _, ok := s.Then(ctx, "h1"); ok {
 				t.Error("Then(h1) answered for a host without a script")
 			}
 			s.Release()

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -150,26 +151,42 @@ func (r *Runner) Run(ctx context.Context) (*Recap, error) {
 	phase(fmt.Sprintf("connected to %s", plural(len(hosts), "host")), t0)
 	prefetched := make(chan struct{})
 	if r.opts.Lock != nil && r.opts.Mode == Apply {
-		// The checks are read in the session that takes the lock: one round trip for both.
+		// The checks are read in the session that takes the lock, right after it took it: one
+		// round trip for both. The tasks start once every lock is held; a host's commands wait
+		// for its checks, its forwarded connections do not.
 		t0 = time.Now()
 		plans := r.planProbes(hosts)
+		for h := range plans {
+			r.probes.expect(h)
+		}
 		locks, err := r.lockHosts(ctx, hosts, plans)
 		if err != nil {
+			for h := range plans {
+				r.probes.done(h)
+			}
 			return nil, err
 		}
 		defer locks.Release() // before the pool closes the connections
-		n := 0
-		for h, hp := range plans {
-			if res, ok := locks.Then(h); ok && r.fileProbes(h, hp, res) {
-				n++
+		phase("took the run lock", t0)
+		go func() {
+			defer close(prefetched)
+			var wg sync.WaitGroup
+			var n atomic.Int32
+			for h, hp := range plans {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer r.probes.done(h)
+					if res, ok := locks.Then(ctx, h); ok && r.fileProbes(h, hp, res) {
+						n.Add(1)
+					}
+				}()
 			}
-		}
-		if n > 0 {
-			phase(fmt.Sprintf("took the run lock and read the checks of %s ahead", plural(n, "host")), t0)
-		} else {
-			phase("took the run lock", t0)
-		}
-		close(prefetched)
+			wg.Wait()
+			if n.Load() > 0 {
+				phase(fmt.Sprintf("read the checks of %s ahead, in the lock's sessions", plural(int(n.Load()), "host")), t0)
+			}
+		}()
 	} else {
 		// The checks are read ahead while the tasks start: a host's commands wait for its
 		// checks, but a task that only reaches services through forwarded connections
@@ -271,6 +288,9 @@ func (r *Runner) lockHosts(ctx context.Context, hosts []string, plans map[string
 			continue
 		}
 		if c, err := r.pool.Conn(ctx, h); err == nil {
+			if cc, ok := c.(cachingConn); ok {
+				c = cc.Conn // the host's commands wait for the checks this session reads
+			}
 			conns[h] = c
 		}
 	}
