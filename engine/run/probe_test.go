@@ -149,21 +149,30 @@ func (m *marker) Run(ctx context.Context, t *engine.Target) (engine.Outcome, err
 	})
 }
 
+// markerPlay writes, in dir, a playbook of four tasks m0..m3 of module mod that each ensure a file
+// f0..f3 of dir, of which f2 exists already; it returns the playbook's path.
+func markerPlay(t *testing.T, dir, mod string) string {
+	t.Helper()
+	src := `host "local" { address = "127.0.0.1" }` + "\n"
+	for i := 0; i < 4; i++ {
+		src += fmt.Sprintf("task \"m%d\" {\n  %s {\n    path = %q\n  }\n}\n", i, mod, filepath.Join(dir, fmt.Sprintf("f%d", i)))
+	}
+	play := filepath.Join(dir, "play.hcl")
+	for name, content := range map[string]string{play: src, filepath.Join(dir, "f2"): "here\n"} {
+		if err := os.WriteFile(name, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return play
+}
+
 // TestPrefetch: an unchanged host costs one remote command for every probing task; once anything
 // changes, what was read ahead is not used any more.
 func TestPrefetch(t *testing.T) {
 	dir := t.TempDir()
-	play := filepath.Join(dir, "play.hcl")
-	src := `host "local" { address = "127.0.0.1" }
-`
-	for i := 0; i < 4; i++ {
-		src += fmt.Sprintf("task \"m%d\" {\n  marker {\n    path = %q\n  }\n}\n", i, filepath.Join(dir, fmt.Sprintf("f%d", i)))
-	}
-	os.WriteFile(play, []byte(src), 0o644)
+	play := markerPlay(t, dir, "marker")
 	reg := engine.NewRegistry(engine.ModuleInfo{Name: "marker", New: func() engine.Module { return &marker{} }})
 	run := func(mode Mode) (*Recap, *localShell) { return runLocal(t, play, reg, mode) }
-	// f2 exists already: m2 is ok, the others change
-	os.WriteFile(filepath.Join(dir, "f2"), []byte("here\n"), 0o644)
 	rc, sh := run(Apply)
 	if rc.Changed != 3 || rc.OK != 1 {
 		t.Fatalf("first apply: %+v", rc)
@@ -222,35 +231,19 @@ func TestPrefetchKeepsWhatAChangeCannotTouch(t *testing.T) {
 	dir := t.TempDir()
 	f := func(n string) string { return filepath.Join(dir, n) }
 	play := filepath.Join(dir, "play.hcl")
-	src := `host "local" { address = "127.0.0.1" }
-task "a" {
-  scoped { path = "` + f("f0") + `" }
-}
-task "b" {
-  depends_on = [task.a]
-  scoped { path = "` + f("f1") + `" }
-}
-task "c" {
-  depends_on = [task.b]
-  pathmarker { path = "` + f("f2") + `" }
-}
-task "d" {
-  depends_on = [task.c]
-  scoped { path = "` + f("f0") + `" }
-}
-task "e" {
-  depends_on = [task.d]
-  scoped { path = "` + f("f3") + `" }
-}
-task "g" {
-  depends_on = [task.e]
-  marker { path = "` + f("f4") + `" }
-}
-task "h" {
-  depends_on = [task.g]
-  scoped { path = "` + f("f5") + `" }
-}
-`
+	// a chain of tasks, each depending on the one before: name, module, file
+	chain := [][3]string{
+		{"a", "scoped", "f0"}, {"b", "scoped", "f1"}, {"c", "pathmarker", "f2"}, {"d", "scoped", "f0"},
+		{"e", "scoped", "f3"}, {"g", "marker", "f4"}, {"h", "scoped", "f5"},
+	}
+	src := `host "local" { address = "127.0.0.1" }` + "\n"
+	for i, c := range chain {
+		dep := ""
+		if i > 0 {
+			dep = "  depends_on = [task." + chain[i-1][0] + "]\n"
+		}
+		src += fmt.Sprintf("task %q {\n%s  %s { path = %q }\n}\n", c[0], dep, c[1], f(c[2]))
+	}
 	os.WriteFile(play, []byte(src), 0o644)
 	os.WriteFile(f("f3"), []byte("here\n"), 0o644)
 	os.WriteFile(f("f5"), []byte("here\n"), 0o644)
@@ -336,14 +329,7 @@ func TestPrefetchInLockSession(t *testing.T) {
 		t.Skip("flock(1) not installed")
 	}
 	dir := t.TempDir()
-	play := filepath.Join(dir, "play.hcl")
-	src := `host "local" { address = "127.0.0.1" }
-`
-	for i := 0; i < 4; i++ {
-		src += fmt.Sprintf("task \"m%d\" {\n  scoped {\n    path = %q\n  }\n}\n", i, filepath.Join(dir, fmt.Sprintf("f%d", i)))
-	}
-	os.WriteFile(play, []byte(src), 0o644)
-	os.WriteFile(filepath.Join(dir, "f2"), []byte("here\n"), 0o644)
+	play := markerPlay(t, dir, "scoped")
 	reg := engine.NewRegistry(engine.ModuleInfo{Name: "scoped", New: func() engine.Module { return &scopedMarker{} }})
 	lk := &lock.Options{Path: filepath.Join(dir, "run.lock")}
 	rc, sh := runLocalLocked(t, play, reg, Apply, lk)
