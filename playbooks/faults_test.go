@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runbook/runbook/playbooks/reliability"
 	"github.com/runbook/runbook/testenv"
 )
 
@@ -303,27 +304,8 @@ func (c *liveClient) stop(t *testing.T) clientStats {
 	return st
 }
 
-// reliabilityRow is one line of the reliability report: the JSON the tests append to the file
-// named by RUNBOOK_RELIABILITY_OUT and cmd/reliability-report renders.
-type reliabilityRow struct {
-	Scenario     string  `json:"scenario"`
-	Fault        string  `json:"fault"`
-	Recovery     string  `json:"recovery"`
-	FaultRun     string  `json:"fault_run"`
-	Reapply      string  `json:"reapply"`
-	NoData       bool    `json:"no_data,omitempty"`
-	Keys         int     `json:"keys"`
-	KeysLost     int     `json:"keys_lost"`
-	ClientOps    int     `json:"client_ops"`
-	ClientErrors int     `json:"client_errors"`
-	WrongReads   int     `json:"client_wrong_reads"`
-	FirstError   string  `json:"client_first_error,omitempty"`
-	ConvergeSec  float64 `json:"converge_seconds"`
-	Passed       bool    `json:"passed"`
-}
-
 // writeRow appends row to the file named by RUNBOOK_RELIABILITY_OUT, when it is set.
-func writeRow(t *testing.T, row reliabilityRow) {
+func writeRow(t *testing.T, row reliability.Row) {
 	path := os.Getenv("RUNBOOK_RELIABILITY_OUT")
 	if path == "" {
 		return
@@ -532,7 +514,7 @@ func TestFaults(t *testing.T) {
 			ctx := context.Background()
 			inv := lab.InventoryPath()
 			addrs := nodeAddrs(lab)
-			row := reliabilityRow{Scenario: tc.name, Fault: tc.faultText, Recovery: tc.recoverText, NoData: tc.replace == ""}
+			row := reliability.Row{Scenario: tc.name, Fault: tc.faultText, Recovery: tc.recoverText, NoData: tc.replace == ""}
 			defer func() {
 				row.Passed = !t.Failed()
 				sharedOK = sharedOK && row.Passed

@@ -19,26 +19,9 @@ import (
 	"os"
 	"strings"
 	"time"
-)
 
-// Row is one scenario as the fault tests write it. The JSON names are the contract between the
-// tests and this program.
-type Row struct {
-	Scenario     string  `json:"scenario"`
-	Fault        string  `json:"fault"`
-	Recovery     string  `json:"recovery"`
-	FaultRun     string  `json:"fault_run"`
-	Reapply      string  `json:"reapply"`
-	NoData       bool    `json:"no_data,omitempty"`
-	Keys         int     `json:"keys"`
-	KeysLost     int     `json:"keys_lost"`
-	ClientOps    int     `json:"client_ops"`
-	ClientErrors int     `json:"client_errors"`
-	WrongReads   int     `json:"client_wrong_reads"`
-	FirstError   string  `json:"client_first_error,omitempty"`
-	ConvergeSec  float64 `json:"converge_seconds"`
-	Passed       bool    `json:"passed"`
-}
+	"github.com/runbook/runbook/playbooks/reliability"
+)
 
 func main() {
 	if err := run(os.Args[1:], os.Stdout); err != nil {
@@ -81,9 +64,9 @@ func run(args []string, stdout io.Writer) error {
 	return nil
 }
 
-// ReadRows reads one Row per non-empty line.
-func ReadRows(r io.Reader) ([]Row, error) {
-	var rows []Row
+// ReadRows reads one reliability.Row per non-empty line.
+func ReadRows(r io.Reader) ([]reliability.Row, error) {
+	var rows []reliability.Row
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
 	for n := 1; sc.Scan(); n++ {
@@ -91,7 +74,7 @@ func ReadRows(r io.Reader) ([]Row, error) {
 		if len(line) == 0 {
 			continue
 		}
-		var row Row
+		var row reliability.Row
 		dec := json.NewDecoder(bytes.NewReader(line))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&row); err != nil {
@@ -109,7 +92,7 @@ func ReadRows(r io.Reader) ([]Row, error) {
 }
 
 // Render writes the Markdown page for rows.
-func Render(w io.Writer, rows []Row, took time.Duration) {
+func Render(w io.Writer, rows []reliability.Row, took time.Duration) {
 	passed := 0
 	for _, r := range rows {
 		if r.Passed {

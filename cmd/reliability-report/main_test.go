@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/runbook/runbook/playbooks/reliability"
 )
 
 func TestReadRows(t *testing.T) {
@@ -41,7 +43,7 @@ func TestReadRows(t *testing.T) {
 }
 
 func TestRender(t *testing.T) {
-	rows := []Row{
+	rows := []reliability.Row{
 		{Scenario: "kill during upload", Fault: "node2 killed", Recovery: "node2 revived, disk kept",
 			FaultRun: "apply exited 1 | node2 failed\nsecond line", Reapply: "converged in 9.0 s (12 changed)",
 			Keys: 10000, ClientOps: 500, ClientErrors: 3, FirstError: "ConnectionError: `refused`", ConvergeSec: 31.25, Passed: true},
