@@ -439,37 +439,30 @@ func (c *Client) Exec(ctx context.Context, cmd engine.Command) (engine.ExecResul
 	release := func() { <-c.sem }
 
 	var stdout, stderr bytes.Buffer
-	var sess *ssh.Session
-	var cn *conn
-	var err error
-	for attempt := 1; ; attempt++ {
-		sess, cn, err = c.session(ctx)
-		if err != nil {
-			release()
-			return engine.ExecResult{}, err
-		}
-		sess.Stdout, sess.Stderr, sess.Stdin = &stdout, &stderr, cmd.Stdin
-		if cmd.Stdout != nil {
-			sess.Stdout = io.MultiWriter(&stdout, cmd.Stdout)
-		}
-		if cmd.Stderr != nil {
-			sess.Stderr = io.MultiWriter(&stderr, cmd.Stderr)
-		}
-		if err = sess.Start(cmd.Cmd); err == nil {
-			break
-		}
+	sess, cn, err := c.session(ctx)
+	if err != nil {
+		release()
+		return engine.ExecResult{}, err
+	}
+	sess.Stdout, sess.Stderr, sess.Stdin = &stdout, &stderr, cmd.Stdin
+	if cmd.Stdout != nil {
+		sess.Stdout = io.MultiWriter(&stdout, cmd.Stdout)
+	}
+	if cmd.Stderr != nil {
+		sess.Stderr = io.MultiWriter(&stderr, cmd.Stderr)
+	}
+	if err = sess.Start(cmd.Cmd); err != nil {
 		sess.Close()
-		// The ssh package's error names the command line; keep it out of ours.
+		release()
+		// The ssh package's error names the command line; keep it out of ours. A start is not
+		// tried again: only a refusal says the command did not run.
 		if dead, cause := cn.lost(); dead {
-			release()
 			return engine.ExecResult{}, &LostError{Host: name, Cause: cause, Running: true}
 		}
-		if attempt == 2 || ctx.Err() != nil {
-			release()
-			return engine.ExecResult{}, fmt.Errorf("%s: the host refused to start the command", name)
+		if errors.Is(err, io.EOF) {
+			return engine.ExecResult{}, fmt.Errorf("%s: the session ended before the host said the command started (it may have run)", name)
 		}
-		// A refused start ran nothing (the input is read only once it has started): one more
-		// session. Seen through the connection keeper now and then under load, cause unknown.
+		return engine.ExecResult{}, fmt.Errorf("%s: the host refused to start the command", name)
 	}
 	if cn.quickAck != nil {
 		cn.quickAck.done() // sshd has turned TCP_NODELAY on

@@ -670,6 +670,15 @@ func relayChannel(ctx context.Context, c *Client, cn *conn, nc ssh.NewChannel) {
 	}
 	stop := context.AfterFunc(ctx, func() { up.Close(); down.Close() })
 	defer stop()
+	// The host's messages come in one order but are read by several goroutines. What the host
+	// sends after its answer to a request (a command's output, exit status and close may follow
+	// the answer to exec within microseconds) must reach the run after that answer: had the
+	// close overtaken it, the run would see its session end before the command started, although
+	// the command ran. So a request that wants an answer holds order (write) from before it is
+	// sent to the host until its answer is relayed, and every message relayed to the run takes it
+	// (read).
+	var order sync.RWMutex
+	toRun := orderedWriter{w: down, order: &order}
 	var out sync.WaitGroup // what the host sends, which must all be relayed before the close
 	out.Add(2)
 	go func() {
@@ -677,15 +686,19 @@ func relayChannel(ctx context.Context, c *Client, cn *conn, nc ssh.NewChannel) {
 		// both streams end at the host's EOF; ours may only follow the last byte of either
 		var data sync.WaitGroup
 		data.Add(2)
-		go func() { io.Copy(down, up); data.Done() }()
-		go func() { io.Copy(down.Stderr(), up.Stderr()); data.Done() }()
+		go func() { io.Copy(toRun, up); data.Done() }()
+		go func() { io.Copy(orderedWriter{w: down.Stderr(), order: &order}, up.Stderr()); data.Done() }()
 		data.Wait()
+		order.RLock()
 		down.CloseWrite()
+		order.RUnlock()
 	}()
 	go func() {
 		defer out.Done()
 		for r := range upReqs { // exit-status, exit-signal, eow@openssh.com
+			order.RLock()
 			ok, _ := down.SendRequest(r.Type, r.WantReply, r.Payload)
+			order.RUnlock()
 			if r.WantReply {
 				r.Reply(ok, nil)
 			}
@@ -697,14 +710,32 @@ func relayChannel(ctx context.Context, c *Client, cn *conn, nc ssh.NewChannel) {
 	}()
 	go func() {
 		for r := range downReqs { // exec, subsystem, env, signal...
-			ok, _ := up.SendRequest(r.Type, r.WantReply, r.Payload)
-			if r.WantReply {
-				r.Reply(ok, nil)
+			if !r.WantReply {
+				up.SendRequest(r.Type, false, r.Payload)
+				continue
 			}
+			order.Lock()
+			ok, _ := up.SendRequest(r.Type, true, r.Payload)
+			r.Reply(ok, nil)
+			order.Unlock()
 		}
 		up.Close() // the run closed its end
 	}()
 	out.Wait() // the host closed its end, and everything it sent is relayed
+	order.RLock()
 	down.Close()
+	order.RUnlock()
 	up.Close()
+}
+
+// orderedWriter writes to w holding order for reading (see relayChannel).
+type orderedWriter struct {
+	w     io.Writer
+	order *sync.RWMutex
+}
+
+func (o orderedWriter) Write(p []byte) (int, error) {
+	o.order.RLock()
+	defer o.order.RUnlock()
+	return o.w.Write(p)
 }

@@ -217,7 +217,8 @@ func TestPersistErrors(t *testing.T) {
 	})
 }
 
-// TestPersistStreams: commands at once through one keeper (as many as a run opens sessions), each writing interleaved output
+// TestPersistStreams: commands at once through one keeper (twice as many as a run opens sessions,
+// so that sessions end and start while others run), each writing interleaved output
 // and error output up to its last byte: everything arrives, on the right stream, in order.
 func TestPersistStreams(t *testing.T) {
 	s := startSSHD(t, sshdOptions{})
@@ -235,8 +236,9 @@ func TestPersistStreams(t *testing.T) {
 		fmt.Fprintf(&wantErr, "err %d\n", i)
 	}
 	wantErr.WriteString("end")
-	errs := make(chan error, DefaultMaxSessions)
-	for n := 0; n < DefaultMaxSessions; n++ {
+	const commands = 2 * DefaultMaxSessions
+	errs := make(chan error, commands)
+	for n := 0; n < commands; n++ {
 		go func() {
 			res, err := c.Exec(context.Background(), engine.Command{Cmd: script})
 			switch {
@@ -250,7 +252,7 @@ func TestPersistStreams(t *testing.T) {
 			}
 		}()
 	}
-	for n := 0; n < DefaultMaxSessions; n++ {
+	for n := 0; n < commands; n++ {
 		if err := <-errs; err != nil {
 			t.Error(err)
 		}
