@@ -5,13 +5,14 @@ import (
 	"testing"
 
 	"github.com/runbook/runbook/engine"
+	"github.com/runbook/runbook/engine/sshconn/sshdtest"
 )
 
 // BenchmarkExec measures one command round trip (session open, exec, exit status, close) over
 // one connection: the per-command overhead of a run.
 func BenchmarkExec(b *testing.B) {
-	s := startSSHD(b, sshdOptions{})
-	cfg := s.config("node1", s.knownHosts(b))
+	s := startSSHD(b, sshdtest.Options{})
+	cfg := s.config("node1", s.KnownHosts(b))
 	c, err := Dial(context.Background(), cfg, nil)
 	if err != nil {
 		b.Fatal(err)
@@ -26,8 +27,8 @@ func BenchmarkExec(b *testing.B) {
 
 // BenchmarkExecParallel runs commands concurrently over one connection.
 func BenchmarkExecParallel(b *testing.B) {
-	s := startSSHD(b, sshdOptions{})
-	cfg := s.config("node1", s.knownHosts(b))
+	s := startSSHD(b, sshdtest.Options{})
+	cfg := s.config("node1", s.KnownHosts(b))
 	c, err := Dial(context.Background(), cfg, nil)
 	if err != nil {
 		b.Fatal(err)
@@ -47,8 +48,8 @@ func BenchmarkExecParallel(b *testing.B) {
 // BenchmarkDial measures connecting: TCP, SSH handshake, host key check, public key
 // authentication.
 func BenchmarkDial(b *testing.B) {
-	s := startSSHD(b, sshdOptions{extra: []string{"MaxStartups 100"}})
-	cfg := s.config("node1", s.knownHosts(b))
+	s := startSSHD(b, sshdtest.Options{Extra: []string{"MaxStartups 100"}})
+	cfg := s.config("node1", s.KnownHosts(b))
 	for b.Loop() {
 		c, err := Dial(context.Background(), cfg, nil)
 		if err != nil {
@@ -62,8 +63,8 @@ func BenchmarkDial(b *testing.B) {
 // per host before its first result. sshd leaves Nagle's algorithm on until its first session,
 // so a client that delays its acknowledgements stalls here (quickAckConn).
 func BenchmarkFirstCommand(b *testing.B) {
-	s := startSSHD(b, sshdOptions{extra: []string{"MaxStartups 100"}})
-	cfg := s.config("node1", s.knownHosts(b))
+	s := startSSHD(b, sshdtest.Options{Extra: []string{"MaxStartups 100"}})
+	cfg := s.config("node1", s.KnownHosts(b))
 	for b.Loop() {
 		c, err := Dial(context.Background(), cfg, nil)
 		if err != nil {

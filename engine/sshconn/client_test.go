@@ -22,6 +22,7 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/runbook/runbook/engine"
+	"github.com/runbook/runbook/engine/sshconn/sshdtest"
 )
 
 func TestMain(m *testing.M) {
@@ -35,9 +36,9 @@ func TestMain(m *testing.M) {
 
 // dial connects to s with a known_hosts file that lists it, and closes the client when the test
 // ends.
-func dial(t *testing.T, s *sshd, mod func(*Config)) *Client {
+func dial(t *testing.T, s sshd, mod func(*Config)) *Client {
 	t.Helper()
-	cfg := s.config("node1", s.knownHosts(t))
+	cfg := s.config("node1", s.KnownHosts(t))
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -51,7 +52,7 @@ func dial(t *testing.T, s *sshd, mod func(*Config)) *Client {
 
 func TestExec(t *testing.T) {
 	t.Parallel()
-	s := startSSHD(t, sshdOptions{})
+	s := startSSHD(t, sshdtest.Options{})
 	c := dial(t, s, nil)
 	big := strings.Repeat("0123456789abcdef", 1<<16) // 1 MiB
 	tests := []struct {
@@ -93,7 +94,7 @@ func TestExec(t *testing.T) {
 
 func TestConcurrentExecsShareOneConnection(t *testing.T) {
 	t.Parallel()
-	s := startSSHD(t, sshdOptions{})
+	s := startSSHD(t, sshdtest.Options{})
 	c := dial(t, s, nil) // MaxSessions 8, below sshd's 10: 40 at once would fail without the limit
 	const n = 40
 	var wg sync.WaitGroup
@@ -111,7 +112,7 @@ func TestConcurrentExecsShareOneConnection(t *testing.T) {
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
-	if got := s.accepted(); got != 1 {
+	if got := s.Accepted(); got != 1 {
 		t.Errorf("sshd accepted %d connections, want 1", got)
 	}
 	if got := c.Connects(); got != 1 {
@@ -121,7 +122,7 @@ func TestConcurrentExecsShareOneConnection(t *testing.T) {
 
 func TestMaxSessionsBoundsConcurrency(t *testing.T) {
 	t.Parallel()
-	s := startSSHD(t, sshdOptions{})
+	s := startSSHD(t, sshdtest.Options{})
 	const limit = 3
 	c := dial(t, s, func(c *Config) { c.MaxSessions = limit })
 	trace := filepath.Join(t.TempDir(), "trace")
@@ -155,10 +156,10 @@ func TestMaxSessionsBoundsConcurrency(t *testing.T) {
 
 func TestExecRefusesSecretOnCommandLine(t *testing.T) {
 	t.Parallel()
-	s := startSSHD(t, sshdOptions{})
+	s := startSSHD(t, sshdtest.Options{})
 	secrets := engine.NewSecrets()
 	secrets.Add("hunter2")
-	cfg := s.config("node1", s.knownHosts(t))
+	cfg := s.config("node1", s.KnownHosts(t))
 	c, err := Dial(context.Background(), cfg, secrets)
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +182,7 @@ func TestExecRefusesSecretOnCommandLine(t *testing.T) {
 
 func TestExecCancel(t *testing.T) {
 	t.Parallel()
-	s := startSSHD(t, sshdOptions{})
+	s := startSSHD(t, sshdtest.Options{})
 	c := dial(t, s, func(c *Config) { c.MaxSessions = 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
@@ -202,7 +203,7 @@ func TestExecCancel(t *testing.T) {
 		t.Fatalf("exec while the cancelled command runs: err = %v, want to wait for the slot", err)
 	}
 	var killed int
-	for _, pid := range descendants(s.cmd.Process.Pid) {
+	for _, pid := range sshdtest.Descendants(s.PID()) {
 		if cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); string(cmdline) == "sleep\x0030.137\x00" {
 			syscall.Kill(pid, syscall.SIGKILL)
 			killed++
@@ -240,7 +241,7 @@ func echoServer(t *testing.T) net.Listener {
 
 func TestDialContext(t *testing.T) {
 	t.Parallel()
-	s := startSSHD(t, sshdOptions{})
+	s := startSSHD(t, sshdtest.Options{})
 	c := dial(t, s, nil)
 	l := echoServer(t)
 
@@ -281,7 +282,7 @@ func TestDialContext(t *testing.T) {
 		}
 	})
 	t.Run("closed port", func(t *testing.T) {
-		_, err := c.DialContext(context.Background(), "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t))))
+		_, err := c.DialContext(context.Background(), "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(sshdtest.FreePort(t))))
 		var oce *ssh.OpenChannelError
 		if !errors.As(err, &oce) || !strings.HasPrefix(err.Error(), "node1: dial 127.0.0.1:") {
 			t.Errorf("err = %v, want an OpenChannelError naming the host", err)
@@ -294,16 +295,16 @@ func TestDialContext(t *testing.T) {
 			t.Errorf("err = %v, want context.Canceled", err)
 		}
 	})
-	if got := s.accepted(); got != 1 {
+	if got := s.Accepted(); got != 1 {
 		t.Errorf("sshd accepted %d connections, want 1", got)
 	}
 }
 
 func TestHostKeyStrict(t *testing.T) {
 	t.Parallel()
-	s := startSSHD(t, sshdOptions{})
-	hostFP := ssh.FingerprintSHA256(s.hostKeys[0].pub())
-	other := newKey(t, t.TempDir(), "other", "ed25519")
+	s := startSSHD(t, sshdtest.Options{})
+	hostFP := ssh.FingerprintSHA256(s.HostKeys[0].Pub())
+	other := sshdtest.NewKey(t, t.TempDir(), "other", "ed25519")
 	dir := t.TempDir()
 
 	t.Run("unknown", func(t *testing.T) {
@@ -314,30 +315,30 @@ func TestHostKeyStrict(t *testing.T) {
 			if !errors.As(err, &ue) {
 				t.Fatalf("err = %v, want UnknownHostKeyError", err)
 			}
-			for _, want := range []string{"node1 (" + s.addr() + ")", hostFP, "accept-new", file} {
+			for _, want := range []string{"node1 (" + s.Addr() + ")", hostFP, "accept-new", file} {
 				if !strings.Contains(err.Error(), want) {
 					t.Errorf("error %q does not mention %q", err, want)
 				}
 			}
-			if ue.Line != knownhosts.Line([]string{s.addr()}, s.hostKeys[0].pub()) {
+			if ue.Line != knownhosts.Line([]string{s.Addr()}, s.HostKeys[0].Pub()) {
 				t.Errorf("UnknownHostKeyError.Line = %q", ue.Line)
 			}
 		}
 	})
 
 	t.Run("changed", func(t *testing.T) {
-		file := writeFile(t, dir, "changed", "# comment\n"+knownhosts.Line([]string{s.addr()}, other.pub())+"\n")
+		file := writeFile(t, dir, "changed", "# comment\n"+knownhosts.Line([]string{s.Addr()}, other.Pub())+"\n")
 		_, err := Dial(context.Background(), s.config("node1", file), nil)
 		var ce *HostKeyChangedError
 		t.Logf("error: %v", err)
 		if !errors.As(err, &ce) {
 			t.Fatalf("err = %v, want HostKeyChangedError", err)
 		}
-		want := []KnownKey{{KeyType: "ssh-ed25519", Fingerprint: ssh.FingerprintSHA256(other.pub()), File: file, Line: 2}}
+		want := []KnownKey{{KeyType: "ssh-ed25519", Fingerprint: ssh.FingerprintSHA256(other.Pub()), File: file, Line: 2}}
 		if diff := cmp.Diff(want, ce.Expected); diff != "" {
 			t.Errorf("Expected (-want +got):\n%s", diff)
 		}
-		for _, want := range []string{"node1", "HOST KEY CHANGED", "offered ssh-ed25519 " + hostFP, ssh.FingerprintSHA256(other.pub()), file + ":2"} {
+		for _, want := range []string{"node1", "HOST KEY CHANGED", "offered ssh-ed25519 " + hostFP, ssh.FingerprintSHA256(other.Pub()), file + ":2"} {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("error %q does not mention %q", err, want)
 			}
@@ -345,14 +346,14 @@ func TestHostKeyStrict(t *testing.T) {
 	})
 
 	t.Run("other host's key does not count", func(t *testing.T) {
-		file := writeFile(t, dir, "other-host", knownhosts.Line([]string{"127.0.0.1:1"}, s.hostKeys[0].pub())+"\n")
+		file := writeFile(t, dir, "other-host", knownhosts.Line([]string{"127.0.0.1:1"}, s.HostKeys[0].Pub())+"\n")
 		var ue *UnknownHostKeyError
 		if _, err := Dial(context.Background(), s.config("node1", file), nil); !errors.As(err, &ue) {
 			t.Fatalf("err = %v, want UnknownHostKeyError", err)
 		}
 	})
 
-	if got := s.accepted(); got != 0 {
+	if got := s.Accepted(); got != 0 {
 		t.Errorf("sshd accepted %d connections after refused host keys, want 0", got)
 	}
 
@@ -369,7 +370,7 @@ func TestHostKeyStrict(t *testing.T) {
 
 func TestHostKeyAcceptNew(t *testing.T) {
 	t.Parallel()
-	s := startSSHD(t, sshdOptions{})
+	s := startSSHD(t, sshdtest.Options{})
 	for _, hashed := range []bool{false, true} {
 		t.Run(fmt.Sprintf("hashed=%v", hashed), func(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "ssh", "known_hosts") // directory created too
@@ -405,8 +406,8 @@ func TestHostKeyAcceptNew(t *testing.T) {
 	}
 
 	t.Run("refuses a changed key", func(t *testing.T) {
-		other := newKey(t, t.TempDir(), "other", "ed25519")
-		file := writeFile(t, t.TempDir(), "known_hosts", knownhosts.Line([]string{s.addr()}, other.pub())) // no final newline
+		other := sshdtest.NewKey(t, t.TempDir(), "other", "ed25519")
+		file := writeFile(t, t.TempDir(), "known_hosts", knownhosts.Line([]string{s.Addr()}, other.Pub())) // no final newline
 		cfg := s.config("node1", file)
 		cfg.HostKeyPolicy = AcceptNew
 		var ce *HostKeyChangedError
@@ -428,7 +429,7 @@ func TestHostKeyAcceptNewConcurrent(t *testing.T) {
 	for i := 2; i < 12; i++ {
 		listen = append(listen, fmt.Sprintf("127.0.0.%d", i))
 	}
-	s := startSSHD(t, sshdOptions{listen: listen, extra: []string{"MaxStartups 100"}})
+	s := startSSHD(t, sshdtest.Options{Listen: listen, Extra: []string{"MaxStartups 100"}})
 	file := writeFile(t, t.TempDir(), "known_hosts", "# existing comment without newline")
 	var wg sync.WaitGroup
 	for _, a := range listen {
@@ -459,8 +460,8 @@ func TestHostKeyAcceptNewConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, a := range listen {
-		hostport := net.JoinHostPort(a, strconv.Itoa(s.port))
-		if err := cb(hostport, &net.TCPAddr{IP: net.ParseIP(a), Port: s.port}, s.hostKeys[0].pub()); err != nil {
+		hostport := net.JoinHostPort(a, strconv.Itoa(s.Port))
+		if err := cb(hostport, &net.TCPAddr{IP: net.ParseIP(a), Port: s.Port}, s.HostKeys[0].Pub()); err != nil {
 			t.Errorf("%s: %v", hostport, err)
 		}
 	}
@@ -472,12 +473,12 @@ func TestHostKeyOfAnotherTypeRecorded(t *testing.T) {
 	// ssh(1) records it). The ssh package prefers ECDSA: the client must ask for the recorded
 	// type instead of calling the ECDSA key a changed key.
 	for _, order := range [][]string{{"ecdsa", "ed25519"}, {"ed25519", "ecdsa"}} {
-		s := startSSHD(t, sshdOptions{hostKeyTypes: order})
-		recorded := s.hostKeys[0]
+		s := startSSHD(t, sshdtest.Options{HostKeyTypes: order})
+		recorded := s.HostKeys[0]
 		if order[0] != "ed25519" {
-			recorded = s.hostKeys[1]
+			recorded = s.HostKeys[1]
 		}
-		file := writeFile(t, t.TempDir(), "known_hosts", knownhosts.Line([]string{s.addr()}, recorded.pub())+"\n")
+		file := writeFile(t, t.TempDir(), "known_hosts", knownhosts.Line([]string{s.Addr()}, recorded.Pub())+"\n")
 		c, err := Dial(context.Background(), s.config("node1", file), nil)
 		if err != nil {
 			t.Fatalf("host keys %v: %v", order, err)
@@ -488,17 +489,17 @@ func TestHostKeyOfAnotherTypeRecorded(t *testing.T) {
 
 func TestAuthFailure(t *testing.T) {
 	t.Parallel()
-	s := startSSHD(t, sshdOptions{})
-	wrong := newKey(t, t.TempDir(), "id_wrong", "ed25519")
-	cfg := s.config("node1", s.knownHosts(t))
-	cfg.PrivateKeys = []string{wrong.file}
+	s := startSSHD(t, sshdtest.Options{})
+	wrong := sshdtest.NewKey(t, t.TempDir(), "id_wrong", "ed25519")
+	cfg := s.config("node1", s.KnownHosts(t))
+	cfg.PrivateKeys = []string{wrong.File}
 	_, err := Dial(context.Background(), cfg, nil)
 	var ae *AuthError
 	t.Logf("error: %v", err)
 	if !errors.As(err, &ae) {
 		t.Fatalf("err = %v, want AuthError", err)
 	}
-	for _, want := range []string{"node1 (" + s.addr() + ")", "user " + s.user, wrong.file, ssh.FingerprintSHA256(wrong.pub())} {
+	for _, want := range []string{"node1 (" + s.Addr() + ")", "user " + s.User, wrong.File, ssh.FingerprintSHA256(wrong.Pub())} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
@@ -508,11 +509,11 @@ func TestAuthFailure(t *testing.T) {
 func TestUnreachable(t *testing.T) {
 	t.Parallel()
 	known := writeFile(t, t.TempDir(), "known_hosts", "")
-	key := newKey(t, t.TempDir(), "id", "ed25519")
+	key := sshdtest.NewKey(t, t.TempDir(), "id", "ed25519")
 
 	// A port nothing listens on.
-	port := freePort(t)
-	cfg := Config{Name: "node2", Address: "127.0.0.1", Port: port, PrivateKeys: []string{key.file}, KnownHosts: known}
+	port := sshdtest.FreePort(t)
+	cfg := Config{Name: "node2", Address: "127.0.0.1", Port: port, PrivateKeys: []string{key.File}, KnownHosts: known}
 	_, err := Dial(context.Background(), cfg, nil)
 	var ue *UnreachableError
 	t.Logf("error: %v", err)
@@ -560,13 +561,13 @@ func TestUnreachable(t *testing.T) {
 
 func TestJumpHost(t *testing.T) {
 	t.Parallel()
-	target := startSSHD(t, sshdOptions{})
-	jump := startSSHD(t, sshdOptions{client: &target.client})
-	closedJump := startSSHD(t, sshdOptions{client: &target.client, extra: []string{"AllowTcpForwarding no"}})
+	target := startSSHD(t, sshdtest.Options{})
+	jump := startSSHD(t, sshdtest.Options{Client: &target.Client})
+	closedJump := startSSHD(t, sshdtest.Options{Client: &target.Client, Extra: []string{"AllowTcpForwarding no"}})
 	known := writeFile(t, t.TempDir(), "known_hosts",
-		knownhosts.Line([]string{target.addr()}, target.hostKeys[0].pub())+"\n"+
-			knownhosts.Line([]string{jump.addr()}, jump.hostKeys[0].pub())+"\n"+
-			knownhosts.Line([]string{closedJump.addr()}, closedJump.hostKeys[0].pub())+"\n")
+		knownhosts.Line([]string{target.Addr()}, target.HostKeys[0].Pub())+"\n"+
+			knownhosts.Line([]string{jump.Addr()}, jump.HostKeys[0].Pub())+"\n"+
+			knownhosts.Line([]string{closedJump.Addr()}, closedJump.HostKeys[0].Pub())+"\n")
 
 	cfg := target.config("node2", known)
 	j := jump.config("bastion", "") // known_hosts and keys come from the target's config
@@ -581,8 +582,8 @@ func TestJumpHost(t *testing.T) {
 	if err != nil || string(res.Stdout) != "through\n" {
 		t.Fatalf("exec through the jump host: %q, %v", res.Stdout, err)
 	}
-	if jump.accepted() != 1 || target.accepted() != 1 {
-		t.Errorf("accepted connections: jump %d, target %d; want 1 and 1", jump.accepted(), target.accepted())
+	if jump.Accepted() != 1 || target.Accepted() != 1 {
+		t.Errorf("accepted connections: jump %d, target %d; want 1 and 1", jump.Accepted(), target.Accepted())
 	}
 
 	// A jump host that forbids forwarding proves the connection goes through the jump host.
@@ -591,12 +592,12 @@ func TestJumpHost(t *testing.T) {
 	_, err = Dial(context.Background(), cfg, nil)
 	var ue *UnreachableError
 	t.Logf("error: %v", err)
-	if !errors.As(err, &ue) || ue.Via != "bastion2" || !strings.HasPrefix(err.Error(), "node2 ("+target.addr()+") via bastion2: ") {
+	if !errors.As(err, &ue) || ue.Via != "bastion2" || !strings.HasPrefix(err.Error(), "node2 ("+target.Addr()+") via bastion2: ") {
 		t.Errorf("through a jump host without forwarding: err = %v", err)
 	}
 
 	// The jump host itself unreachable.
-	dead := Config{Name: "bastion3", Address: "127.0.0.1", Port: freePort(t)}
+	dead := Config{Name: "bastion3", Address: "127.0.0.1", Port: sshdtest.FreePort(t)}
 	cfg.Jump = &dead
 	_, err = Dial(context.Background(), cfg, nil)
 	t.Logf("error: %v", err)
@@ -607,20 +608,20 @@ func TestJumpHost(t *testing.T) {
 
 func TestReconnectAfterSSHDRestart(t *testing.T) {
 	t.Parallel()
-	s := startSSHD(t, sshdOptions{})
+	s := startSSHD(t, sshdtest.Options{})
 	c := dial(t, s, nil)
 	if _, err := engine.Run(context.Background(), c, "true"); err != nil {
 		t.Fatal(err)
 	}
 
 	// The host reboots between two commands: the next command connects again, transparently.
-	s.restart()
+	s.Restart()
 	out, err := engine.Run(context.Background(), c, "echo again")
 	if err != nil || string(out) != "again\n" {
 		t.Fatalf("exec after sshd restart: %q, %v", out, err)
 	}
-	if c.Connects() != 2 || s.accepted() != 2 {
-		t.Errorf("Connects() = %d, sshd accepted %d; want 2 and 2", c.Connects(), s.accepted())
+	if c.Connects() != 2 || s.Accepted() != 2 {
+		t.Errorf("Connects() = %d, sshd accepted %d; want 2 and 2", c.Connects(), s.Accepted())
 	}
 
 	// The host goes down under a running command: the command is not run again.
@@ -636,11 +637,11 @@ func TestReconnectAfterSSHDRestart(t *testing.T) {
 	_, err = c.Exec(context.Background(), engine.Command{Cmd: "true"})
 	var ue *UnreachableError
 	t.Logf("error: %v", err)
-	if !errors.As(err, &le) || !errors.As(err, &ue) || !strings.Contains(err.Error(), "reconnecting failed: node1 ("+s.addr()+"): connection refused") {
+	if !errors.As(err, &le) || !errors.As(err, &ue) || !strings.Contains(err.Error(), "reconnecting failed: node1 ("+s.Addr()+"): connection refused") {
 		t.Fatalf("exec while sshd is down: err = %v", err)
 	}
 	// And it comes back.
-	if err := s.start(); err != nil {
+	if err := s.StartAgain(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := engine.Run(context.Background(), c, "true"); err != nil {
@@ -648,7 +649,7 @@ func TestReconnectAfterSSHDRestart(t *testing.T) {
 	}
 
 	// Forwarded connections reconnect too.
-	s.restart()
+	s.Restart()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -666,27 +667,27 @@ func TestReconnectAfterSSHDRestart(t *testing.T) {
 
 // killUnderCommand starts a long command over c, kills s once it runs, and returns the channel
 // that gets the command's error.
-func killUnderCommand(t *testing.T, c *Client, s *sshd) chan error {
+func killUnderCommand(t *testing.T, c *Client, s sshd) chan error {
 	t.Helper()
 	errc := make(chan error, 1)
 	go func() {
-		_, err := c.Exec(context.Background(), engine.Command{Cmd: "touch " + filepath.Join(s.dir, "started") + "; sleep 30"})
+		_, err := c.Exec(context.Background(), engine.Command{Cmd: "touch " + filepath.Join(s.Dir, "started") + "; sleep 30"})
 		errc <- err
 	}()
 	waitFor(t, 5*time.Second, "the command to start", func() bool {
-		_, err := os.Stat(filepath.Join(s.dir, "started"))
+		_, err := os.Stat(filepath.Join(s.Dir, "started"))
 		return err == nil
 	})
-	s.kill()
+	s.Kill()
 	return errc
 }
 
 func TestKeepAliveDetectsVanishedHost(t *testing.T) {
 	t.Parallel()
-	s := startSSHD(t, sshdOptions{})
+	s := startSSHD(t, sshdtest.Options{})
 	const interval = 100 * time.Millisecond
 	c := dial(t, s, func(c *Config) { c.KeepAlive = interval })
-	started := filepath.Join(s.dir, "started")
+	started := filepath.Join(s.Dir, "started")
 	errc := make(chan error, 1)
 	go func() {
 		_, err := c.Exec(context.Background(), engine.Command{Cmd: "touch " + started + "; sleep 30"})
@@ -697,7 +698,7 @@ func TestKeepAliveDetectsVanishedHost(t *testing.T) {
 		return err == nil
 	})
 	// Freeze sshd and its connection: TCP stays up, nothing answers, as in a partition.
-	s.signal(syscall.SIGSTOP)
+	s.Signal(syscall.SIGSTOP)
 	start := time.Now()
 	var err error
 	select {
@@ -717,10 +718,10 @@ func TestKeepAliveDetectsVanishedHost(t *testing.T) {
 }
 
 func TestAgent(t *testing.T) {
-	s := startSSHD(t, sshdOptions{})
-	sock := serveAgent(t, s.client)
+	s := startSSHD(t, sshdtest.Options{})
+	sock := serveAgent(t, s.Client)
 	t.Setenv("SSH_AUTH_SOCK", sock)
-	cfg := s.config("node1", s.knownHosts(t))
+	cfg := s.config("node1", s.KnownHosts(t))
 	cfg.PrivateKeys = nil
 	c, err := Dial(context.Background(), cfg, nil)
 	if err != nil {
@@ -729,8 +730,8 @@ func TestAgent(t *testing.T) {
 	c.Close()
 
 	// A wrong key file is tried first, then the agent's key.
-	wrong := newKey(t, t.TempDir(), "id_wrong", "ed25519")
-	cfg.PrivateKeys = []string{wrong.file}
+	wrong := sshdtest.NewKey(t, t.TempDir(), "id_wrong", "ed25519")
+	cfg.PrivateKeys = []string{wrong.File}
 	if c, err = Dial(context.Background(), cfg, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -747,10 +748,10 @@ func writeFile(t testing.TB, dir, name, content string) string {
 }
 
 // serveAgent serves an ssh-agent holding key on a unix socket until the test ends.
-func serveAgent(t *testing.T, key testKey) string {
+func serveAgent(t *testing.T, key sshdtest.Key) string {
 	t.Helper()
 	keyring := agent.NewKeyring()
-	if err := keyring.Add(agent.AddedKey{PrivateKey: key.priv, Comment: "test key"}); err != nil {
+	if err := keyring.Add(agent.AddedKey{PrivateKey: key.Priv, Comment: "test key"}); err != nil {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(t.TempDir(), "agent.sock")

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/runbook/runbook/engine"
+	"github.com/runbook/runbook/engine/sshconn/sshdtest"
 )
 
 func TestParseHostKeyPolicy(t *testing.T) {
@@ -176,12 +177,12 @@ Host direct
 
 func TestDialThroughSSHConfig(t *testing.T) {
 	t.Parallel()
-	target := startSSHD(t, sshdOptions{})
-	jump := startSSHD(t, sshdOptions{client: &target.client})
+	target := startSSHD(t, sshdtest.Options{})
+	jump := startSSHD(t, sshdtest.Options{Client: &target.Client})
 	dir := t.TempDir()
 	known := writeFile(t, dir, "known_hosts",
-		knownhosts.Line([]string{target.addr()}, target.hostKeys[0].pub())+"\n"+
-			knownhosts.Line([]string{jump.addr()}, jump.hostKeys[0].pub())+"\n")
+		knownhosts.Line([]string{target.Addr()}, target.HostKeys[0].Pub())+"\n"+
+			knownhosts.Line([]string{jump.Addr()}, jump.HostKeys[0].Pub())+"\n")
 	sshConfig := writeFile(t, dir, "config", fmt.Sprintf(`
 Host web
   HostName 127.0.0.1
@@ -193,7 +194,7 @@ Host web
 Host bastion
   HostName 127.0.0.1
   Port %d
-`, target.port, target.user, target.client.file, jump.port))
+`, target.Port, target.User, target.Client.File, jump.Port))
 	c, err := Dial(context.Background(), Config{Address: "web", UseSSHConfig: true, SSHConfigFile: sshConfig, KnownHosts: known}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -203,7 +204,7 @@ Host bastion
 	if err != nil || string(out) != "hi\n" {
 		t.Fatalf("exec: %q, %v", out, err)
 	}
-	if jump.accepted() != 1 || target.accepted() != 1 {
-		t.Errorf("accepted connections: jump %d, target %d; want 1 and 1", jump.accepted(), target.accepted())
+	if jump.Accepted() != 1 || target.Accepted() != 1 {
+		t.Errorf("accepted connections: jump %d, target %d; want 1 and 1", jump.Accepted(), target.Accepted())
 	}
 }

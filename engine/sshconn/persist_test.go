@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/runbook/runbook/engine"
+	"github.com/runbook/runbook/engine/sshconn/sshdtest"
 )
 
 // persistDirFor returns a private folder for keepers' sockets with a short path (a unix socket's
@@ -64,8 +65,8 @@ func waitGone(t *testing.T, path string, within time.Duration) {
 // commands on the host with it (what the run lock relies on); the keeper leaves Persist after the
 // last run.
 func TestPersist(t *testing.T) {
-	s := startSSHD(t, sshdOptions{})
-	cfg := s.config("node1", s.knownHosts(t))
+	s := startSSHD(t, sshdtest.Options{})
+	cfg := s.config("node1", s.KnownHosts(t))
 	cfg.Persist = 1500 * time.Millisecond
 	cfg.PersistDir = persistDirFor(t)
 	ctx := context.Background()
@@ -108,7 +109,7 @@ func TestPersist(t *testing.T) {
 	if res, err := c2.Exec(ctx, engine.Command{Cmd: "echo two"}); err != nil || string(res.Stdout) != "two\n" {
 		t.Fatalf("second run: %+v, %v", res, err)
 	}
-	if got := s.accepted(); got != 1 {
+	if got := s.Accepted(); got != 1 {
 		t.Errorf("sshd authenticated %d connections for two runs, want 1 (the keeper's)", got)
 	}
 
@@ -141,7 +142,7 @@ func TestPersist(t *testing.T) {
 	if err := echoRun(ctx, cfg, "three"); err != nil {
 		t.Fatalf("run after the keeper left: %v", err)
 	}
-	if got := s.accepted(); got != 2 {
+	if got := s.Accepted(); got != 2 {
 		t.Errorf("sshd authenticated %d connections, want 2 (a new keeper)", got)
 	}
 }
@@ -150,13 +151,13 @@ func TestPersist(t *testing.T) {
 // error as its own connection would, once (no second attempt), and leaves no keeper behind; a
 // socket folder others can enter is not used, and the run connects by itself.
 func TestPersistErrors(t *testing.T) {
-	s := startSSHD(t, sshdOptions{})
+	s := startSSHD(t, sshdtest.Options{})
 	dir := persistDirFor(t)
 	ctx := context.Background()
 
 	t.Run("unreachable", func(t *testing.T) {
-		cfg := s.config("node2", s.knownHosts(t))
-		cfg.Port = freePort(t)
+		cfg := s.config("node2", s.KnownHosts(t))
+		cfg.Port = sshdtest.FreePort(t)
 		cfg.Persist, cfg.PersistDir = time.Minute, dir
 		_, err := Dial(ctx, cfg, nil)
 		var ue *UnreachableError
@@ -169,8 +170,8 @@ func TestPersistErrors(t *testing.T) {
 		}
 	})
 	t.Run("key refused", func(t *testing.T) {
-		cfg := s.config("node1", s.knownHosts(t))
-		cfg.PrivateKeys = []string{newKey(t, t.TempDir(), "other", "ed25519").file}
+		cfg := s.config("node1", s.KnownHosts(t))
+		cfg.PrivateKeys = []string{sshdtest.NewKey(t, t.TempDir(), "other", "ed25519").File}
 		cfg.Persist, cfg.PersistDir = time.Minute, dir
 		_, err := Dial(ctx, cfg, nil)
 		var ae *AuthError
@@ -179,12 +180,12 @@ func TestPersistErrors(t *testing.T) {
 		}
 	})
 	t.Run("host key changed", func(t *testing.T) {
-		other := startSSHD(t, sshdOptions{})
-		cfg := s.config("node1", other.knownHosts(t)) // other's key recorded for s's address
+		other := startSSHD(t, sshdtest.Options{})
+		cfg := s.config("node1", other.KnownHosts(t)) // other's key recorded for s's address
 		k := filepath.Join(t.TempDir(), "known_hosts")
 		b, _ := os.ReadFile(cfg.KnownHosts)
-		os.WriteFile(k, bytes.ReplaceAll(b, []byte(other.addr()), []byte(s.addr())), 0o600)
-		if s.port == other.port {
+		os.WriteFile(k, bytes.ReplaceAll(b, []byte(other.Addr()), []byte(s.Addr())), 0o600)
+		if s.Port == other.Port {
 			t.Skip("same port")
 		}
 		cfg.KnownHosts = k
@@ -202,8 +203,8 @@ func TestPersistErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 		os.Chmod(open, 0o755)
-		before := s.accepted()
-		cfg := s.config("node1", s.knownHosts(t))
+		before := s.Accepted()
+		cfg := s.config("node1", s.KnownHosts(t))
 		cfg.Persist, cfg.PersistDir = time.Minute, open
 		if err := echoRun(ctx, cfg, "direct"); err != nil {
 			t.Fatal(err)
@@ -211,7 +212,7 @@ func TestPersistErrors(t *testing.T) {
 		if entries, _ := os.ReadDir(open); len(entries) != 0 {
 			t.Errorf("the open folder holds %d entries, want none", len(entries))
 		}
-		if got := s.accepted() - before; got != 1 {
+		if got := s.Accepted() - before; got != 1 {
 			t.Errorf("%d connections, want 1 (the run's own)", got)
 		}
 	})
@@ -221,8 +222,8 @@ func TestPersistErrors(t *testing.T) {
 // so that sessions end and start while others run), each writing interleaved output
 // and error output up to its last byte: everything arrives, on the right stream, in order.
 func TestPersistStreams(t *testing.T) {
-	s := startSSHD(t, sshdOptions{})
-	cfg := s.config("node1", s.knownHosts(t))
+	s := startSSHD(t, sshdtest.Options{})
+	cfg := s.config("node1", s.KnownHosts(t))
 	cfg.Persist, cfg.PersistDir = time.Second, persistDirFor(t)
 	c, err := Dial(context.Background(), cfg, nil)
 	if err != nil {
@@ -262,10 +263,10 @@ func TestPersistStreams(t *testing.T) {
 // TestPersistManyHosts: one keeper serves every host, keeps each for its own Persist, and tells
 // a run that a kept host went down, then connects again once it is back.
 func TestPersistManyHosts(t *testing.T) {
-	a, b := startSSHD(t, sshdOptions{}), startSSHD(t, sshdOptions{})
+	a, b := startSSHD(t, sshdtest.Options{}), startSSHD(t, sshdtest.Options{})
 	dir := persistDirFor(t)
 	ctx := context.Background()
-	cfgA, cfgB := a.config("a", a.knownHosts(t)), b.config("b", b.knownHosts(t))
+	cfgA, cfgB := a.config("a", a.KnownHosts(t)), b.config("b", b.KnownHosts(t))
 	cfgA.Persist, cfgA.PersistDir = 500*time.Millisecond, dir
 	cfgB.Persist, cfgB.PersistDir = 5*time.Second, dir
 	run := func(cfg Config, word string) error { return echoRun(ctx, cfg, word) }
@@ -274,8 +275,8 @@ func TestPersistManyHosts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if a.accepted() != 1 || b.accepted() != 1 {
-		t.Fatalf("connections: a %d, b %d; want 1 each", a.accepted(), b.accepted())
+	if a.Accepted() != 1 || b.Accepted() != 1 {
+		t.Fatalf("connections: a %d, b %d; want 1 each", a.Accepted(), b.Accepted())
 	}
 	entries, _ := os.ReadDir(dir)
 	var names []string
@@ -293,17 +294,17 @@ func TestPersistManyHosts(t *testing.T) {
 	if err := run(cfgB, "b"); err != nil {
 		t.Fatal(err)
 	}
-	if a.accepted() != 2 || b.accepted() != 1 {
-		t.Errorf("after a's Persist: connections a %d, b %d; want 2 and 1", a.accepted(), b.accepted())
+	if a.Accepted() != 2 || b.Accepted() != 1 {
+		t.Errorf("after a's Persist: connections a %d, b %d; want 2 and 1", a.Accepted(), b.Accepted())
 	}
 
-	b.kill() // b goes down with the connection the keeper kept
+	b.Kill() // b goes down with the connection the keeper kept
 	err := run(cfgB, "b")
 	var ue *UnreachableError
 	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "connection refused") {
 		t.Fatalf("run to a host that went down: err = %v, want an UnreachableError", err)
 	}
-	if err := b.start(); err != nil {
+	if err := b.StartAgain(); err != nil {
 		t.Fatal(err)
 	}
 	if err := run(cfgB, "b"); err != nil {
@@ -315,8 +316,8 @@ func TestPersistManyHosts(t *testing.T) {
 // the run learns it as it would on its own connection (LostError, the command not run again),
 // the next command says the host is unreachable, and once the host is back commands run again.
 func TestPersistLostUnderCommand(t *testing.T) {
-	s := startSSHD(t, sshdOptions{})
-	cfg := s.config("node1", s.knownHosts(t))
+	s := startSSHD(t, sshdtest.Options{})
+	cfg := s.config("node1", s.KnownHosts(t))
 	cfg.Persist, cfg.PersistDir = 2*time.Second, persistDirFor(t)
 	c, err := Dial(context.Background(), cfg, nil)
 	if err != nil {
@@ -338,7 +339,7 @@ func TestPersistLostUnderCommand(t *testing.T) {
 	if !errors.As(err, &ue) {
 		t.Fatalf("exec while the host is down: err = %v, want an UnreachableError", err)
 	}
-	if err := s.start(); err != nil {
+	if err := s.StartAgain(); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := engine.Run(context.Background(), c, "echo back"); err != nil || string(out) != "back\n" {

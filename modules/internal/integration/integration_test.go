@@ -2,14 +2,9 @@ package integration
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,11 +13,10 @@ import (
 	"time"
 
 	"github.com/zclconf/go-cty/cty"
-	"golang.org/x/crypto/ssh"
-	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/runbook/runbook/engine"
 	"github.com/runbook/runbook/engine/sshconn"
+	"github.com/runbook/runbook/engine/sshconn/sshdtest"
 	"github.com/runbook/runbook/modules/command"
 	"github.com/runbook/runbook/modules/directory"
 	"github.com/runbook/runbook/modules/file"
@@ -32,129 +26,28 @@ import (
 	waitfor "github.com/runbook/runbook/modules/wait_for"
 )
 
-const sshdPath = "/usr/sbin/sshd"
-
 // host is a real sshd on 127.0.0.1 and a connection to it.
 type host struct {
 	conn *sshconn.Client
 	dir  string // a scratch directory on the host (the same machine)
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // startHost starts sshd with a temporary configuration and connects to it; it skips the test when
 // sshd is not installed or cannot run.
 func startHost(t *testing.T) *host {
 	t.Helper()
-	if _, err := os.Stat(sshdPath); err != nil {
-		t.Skipf("sshd not installed: %v", err)
-	}
-	if _, err := os.Stat("/run/sshd"); err != nil {
-		if os.Geteuid() != 0 {
-			t.Skip("/run/sshd is missing and the test is not root: cannot run sshd")
-		}
-		if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	me, err := user.Current()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	hostKey := writeKey(t, filepath.Join(dir, "host_key"))
-	clientKey := writeKey(t, filepath.Join(dir, "id_ed25519"))
-	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(clientKey), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	port := freePort(t)
-	cfg := fmt.Sprintf("ListenAddress 127.0.0.1:%d\nHostKey %s\nAuthorizedKeysFile %s\nPidFile %s\n"+
-		"UsePAM no\nPermitRootLogin prohibit-password\nStrictModes no\nPasswordAuthentication no\n"+
-		"KbdInteractiveAuthentication no\nMaxSessions 20\n",
-		port, filepath.Join(dir, "host_key"), filepath.Join(dir, "authorized_keys"), filepath.Join(dir, "sshd.pid"))
-	if err := os.WriteFile(filepath.Join(dir, "sshd_config"), []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	log, err := os.Create(filepath.Join(dir, "sshd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer log.Close()
-	cmd := exec.Command(sshdPath, "-D", "-e", "-f", filepath.Join(dir, "sshd_config"))
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start sshd: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		<-exited
-	})
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case <-exited:
-			b, _ := os.ReadFile(filepath.Join(dir, "sshd.log"))
-			t.Fatalf("sshd exited:\n%s", b)
-		case <-time.After(10 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sshd did not listen on %s within 10s", addr)
-		}
-	}
-	kh := filepath.Join(dir, "known_hosts")
-	if err := os.WriteFile(kh, []byte(knownhosts.Line([]string{addr}, hostKey)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	s := sshdtest.Start(t, sshdtest.Options{Extra: []string{"MaxSessions 20"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	conn, err := sshconn.Dial(ctx, sshconn.Config{
-		Name: "local", Address: "127.0.0.1", Port: port, User: me.Username,
-		PrivateKeys: []string{filepath.Join(dir, "id_ed25519")}, KnownHosts: kh,
+		Name: "local", Address: s.Listen[0], Port: s.Port, User: s.User,
+		PrivateKeys: []string{s.Client.File}, KnownHosts: s.KnownHosts(t),
 	}, nil)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	scratch := t.TempDir()
-	return &host{conn: conn, dir: scratch}
-}
-
-// writeKey writes a new ed25519 private key in OpenSSH format and returns its public key.
-func writeKey(t *testing.T, file string) ssh.PublicKey {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	signer, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return signer.PublicKey()
+	return &host{conn: conn, dir: t.TempDir()}
 }
 
 // run runs m on the host, in plan mode when dryRun, and returns the outcome and the changes.
@@ -360,7 +253,7 @@ func TestServiceAndWaitFor(t *testing.T) {
 		t.Skip("redis-server not installed")
 	}
 	h := startHost(t)
-	port := freePort(t)
+	port := sshdtest.FreePort(t)
 	pidfile := filepath.Join(h.dir, "redis.pid")
 	start := fmt.Sprintf("%s --port %d --bind 127.0.0.1 --daemonize yes --pidfile %s --dir %s --logfile %s --save '' --appendonly no",
 		redis, port, pidfile, h.dir, filepath.Join(h.dir, "redis.log"))
