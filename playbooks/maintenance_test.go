@@ -302,3 +302,80 @@ func TestRollingRestart(t *testing.T) {
 		t.Errorf("re-apply changed %d tasks, want 0", rc.Changed)
 	}
 }
+
+// authedCli runs redis-cli against one instance with password (given in REDISCLI_AUTH, never on a
+// command line) and returns its output; with an empty password it sends none.
+func authedCli(t *testing.T, password, addr string, port int, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("redis-cli", append([]string{"-h", addr, "-p", fmt.Sprint(port)}, args...)...)
+	cmd.Env = append(os.Environ(), "REDISCLI_AUTH="+password)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("redis-cli %v on %s:%d: %v\n%s", args, addr, port, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestAddPassword: a cluster installed without a password gets one (the operator sets
+// redis_password). One apply makes every instance require it, with every replica synced (a
+// replica restarted with masterauth cannot sync from a master that has no password yet, so the
+// password is set on the running instances before the rolling restart), and no key lost; the
+// next apply changes nothing. Checked with redis-cli and python3-redis.
+func TestAddPassword(t *testing.T) {
+	lab := startLab(t, testenv.Options{Nodes: 3})
+	inv := lab.InventoryPath()
+	addrs := nodeAddrs(lab)
+	apply(t, "-i", inv, "site.hcl")
+	if missing := keys(t, "write", addrs, 500); missing != 0 {
+		t.Fatalf("writing keys: %d", missing)
+	}
+
+	const password = "added-later-7Qx"
+	start := time.Now()
+	rc := apply(t, "-i", inv, "--var", "redis_password="+password, "site.hcl")
+	t.Logf("apply adding the password: %v, %d tasks changed", time.Since(start).Round(time.Millisecond), rc.Changed)
+
+	masters := 0
+	for _, h := range lab.Nodes() {
+		for _, p := range sitePorts {
+			name := fmt.Sprintf("%s:%d", h.Name, p)
+			if out := authedCli(t, "", h.Address, p, "ping"); !strings.Contains(out, "NOAUTH") {
+				t.Errorf("%s answers PING without the password: %q", name, out)
+			}
+			if out := authedCli(t, password, h.Address, p, "config", "get", "masterauth"); out != "masterauth\n"+password {
+				t.Errorf("%s: masterauth is not the password", name)
+			}
+			repl := authedCli(t, password, h.Address, p, "info", "replication")
+			switch {
+			case strings.Contains(repl, "role:master"):
+				masters++
+			case !strings.Contains(repl, "master_link_status:up"):
+				t.Errorf("%s is not synced with its master:\n%s", name, repl)
+			}
+		}
+	}
+	if masters != 3 {
+		t.Errorf("%d masters, want 3", masters)
+	}
+	script := `
+import sys
+from redis.cluster import RedisCluster, ClusterNode
+hosts, password, n = sys.argv[1].split(","), sys.argv[2], int(sys.argv[3])
+rc = RedisCluster(startup_nodes=[ClusterNode(h, 6379) for h in hosts], password=password, decode_responses=True)
+p = rc.pipeline()
+for i in range(n):
+    p.get("key:%d" % i)
+print(sum(1 for i, v in enumerate(p.execute()) if v != "value:%d" % i))
+`
+	// The password is an argument of a local client the test starts, not of a remote command.
+	out, err := exec.Command("/usr/bin/python3", "-c", script, strings.Join(addrs, ","), password, "500").CombinedOutput()
+	if err != nil {
+		t.Fatalf("python3 RedisCluster with the password: %v\n%s", err, out)
+	}
+	if missing := strings.TrimSpace(string(out)); missing != "0" {
+		t.Errorf("%s of 500 keys missing or wrong after the password was added", missing)
+	}
+	if rc := apply(t, "-i", inv, "--var", "redis_password="+password, "site.hcl"); rc.Changed != 0 {
+		t.Errorf("the apply after adding the password changed %d tasks, want 0", rc.Changed)
+	}
+}

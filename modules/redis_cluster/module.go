@@ -24,7 +24,7 @@ type Config struct {
 	Instances      []InstanceConfig  `hcl:"instances,attr" doc:"The redis-server instances of the cluster, a list of objects { host = inventory host name, port = number }. Each is reached at its host's inventory address."`
 	Replicas       *int              `hcl:"replicas,optional" doc:"Number of replicas per master (default 1). The number of masters is the number of instances divided by replicas + 1; instances left over become extra replicas."`
 	Zones          map[string]string `hcl:"zones,optional" doc:"Optional map of host name to failure zone. Replicas are placed in zones other than their master's and their siblings' where possible. Without it, a host variable named zone is used when present."`
-	Password       string            `hcl:"password,optional" doc:"Optional password of the instances (sensitive). It is sent only with AUTH and is redacted from all output. Replicas need masterauth set in their configuration to sync."`
+	Password       string            `hcl:"password,optional" doc:"Optional password of the instances (sensitive). It is sent only with AUTH and is redacted from all output. Replicas need masterauth set in their configuration to sync. In modes converge and restart, running instances whose masterauth or requirepass differ from it get it first with CONFIG SET (masterauth on all, then requirepass), without a restart: adding a password to a running cluster."`
 	TLS            *TLSBlock         `hcl:"tls,block" doc:"Optional TLS settings for connecting to the instances."`
 	Connect        string            `hcl:"connect,optional" doc:"How to reach the instances: \"ssh\" (default) opens each connection through the SSH connection of the instance's host, so no route to the Redis ports is needed; \"direct\" uses plain TCP from where runbook runs."`
 	AllowTakeover  bool              `hcl:"allow_takeover,optional" doc:"Allow CLUSTER FAILOVER TAKEOVER when fewer than a majority of masters is alive (default false: refuse). A takeover bypasses the cluster's election and can lose writes; use it only when the dead masters are gone for good."`
@@ -320,6 +320,11 @@ func (c *Config) Run(ctx context.Context, t *engine.Target) (engine.Outcome, err
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	d := c.desired()
+	if d.Mode == ModeConverge || d.Mode == ModeRestart {
+		if _, err := c.livePassword(ctx, t, s); err != nil {
+			return engine.Outcome{}, err
+		}
+	}
 	if d.Mode == ModeRestart {
 		return c.rollingRestart(ctx, t, s, d, timeout)
 	}
