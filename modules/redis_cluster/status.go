@@ -123,7 +123,7 @@ func BuildView(top *Topology, replicas int) *View {
 		}
 	}
 	for s := 0; s < NumSlots; s++ {
-		if top.Owner[s] != "" {
+		if top.Owner(s) != "" {
 			v.Covered++
 		}
 	}

@@ -3,6 +3,7 @@ package redis_cluster
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -154,8 +155,10 @@ type Topology struct {
 	Foreign     []int
 	Disabled    []int
 	Unreachable []int
-	// Owner maps each slot to the ID of the master owning it ("" when none).
-	Owner [NumSlots]string
+	// slotOwner maps each slot to 1 + the index in ownerIDs of the master owning it (0: none);
+	// Owner reads it.
+	slotOwner []int32
+	ownerIDs  []string
 	// Open lists migrating or importing slots.
 	Open []string
 	// Undeclared lists live members at addresses that are not declared instances.
@@ -273,11 +276,16 @@ func (t *Topology) merge(live []int, idInst map[string]int) {
 	for i, inst := range t.Instances {
 		addrInst[joinAddr(inst.IP, inst.Port)] = i
 	}
+	// A slot belongs to the highest config epoch that claims it, the first seen among equals.
+	// Every observer reports the same claims in a settled cluster: a claim already applied (same
+	// node, epoch and slots) cannot change an owner again, so it is applied once.
 	type claim struct {
 		epoch int64
 		id    string
 	}
-	var owner [NumSlots]claim
+	claims := []claim{{}} // owner[s] indexes it; 0 is no owner
+	owner := make([]int32, NumSlots)
+	applied := map[claim][]SlotRange{}
 	for _, i := range live {
 		for _, n := range t.Obs[i].Nodes {
 			if n.Flags.Has(FlagHandshake) {
@@ -302,10 +310,15 @@ func (t *Topology) merge(live []int, idInst map[string]int) {
 			if !self {
 				m.Flags |= n.Flags & Flags(FlagFail|FlagPFail|FlagNoAddr)
 			}
-			for _, r := range n.Slots {
-				for s := r.Start; s <= r.End; s++ {
-					if owner[s].id == "" || n.ConfigEpoch > owner[s].epoch {
-						owner[s] = claim{n.ConfigEpoch, n.ID}
+			if c := (claim{n.ConfigEpoch, n.ID}); len(n.Slots) > 0 && !slices.Equal(applied[c], n.Slots) {
+				applied[c] = n.Slots
+				claims = append(claims, c)
+				ci := int32(len(claims) - 1)
+				for _, r := range n.Slots {
+					for s := r.Start; s <= r.End; s++ {
+						if o := owner[s]; o == 0 || n.ConfigEpoch > claims[o].epoch {
+							owner[s] = ci
+						}
 					}
 				}
 			}
@@ -314,21 +327,34 @@ func (t *Topology) merge(live []int, idInst map[string]int) {
 			}
 		}
 	}
-	for s := range owner {
-		t.Owner[s] = owner[s].id
+	// From claims to members: owner[s] becomes 1 + the owner's index in ownerIDs, and each
+	// member gets its ranges.
+	idIndex := map[string]int32{}
+	member := make([]int32, len(claims))
+	for c := 1; c < len(claims); c++ {
+		id := claims[c].id
+		if _, ok := idIndex[id]; !ok {
+			t.ownerIDs = append(t.ownerIDs, id)
+			idIndex[id] = int32(len(t.ownerIDs))
+		}
+		member[c] = idIndex[id]
 	}
-	// Slot ranges per member.
 	for s := 0; s < NumSlots; {
-		id := t.Owner[s]
+		m := member[owner[s]]
 		e := s
-		for e+1 < NumSlots && t.Owner[e+1] == id {
+		for e+1 < NumSlots && member[owner[e+1]] == m {
 			e++
 		}
-		if id != "" {
+		for k := s; k <= e; k++ {
+			owner[k] = m
+		}
+		if m != 0 {
+			id := t.ownerIDs[m-1]
 			t.Members[id].Slots = append(t.Members[id].Slots, SlotRange{s, e})
 		}
 		s = e + 1
 	}
+	t.slotOwner = owner
 	fresh := map[int]bool{}
 	for _, i := range t.Fresh {
 		fresh[i] = true
@@ -403,24 +429,31 @@ func (t *Topology) Name(id string) string {
 // Masters returns the IDs of members that own slots, ordered by their first slot.
 func (t *Topology) Masters() []string {
 	var out []string
-	seen := map[string]bool{}
-	for s := 0; s < NumSlots; s++ {
-		id := t.Owner[s]
-		if id != "" && !seen[id] {
-			seen[id] = true
-			out = append(out, id)
+	var seen []int32
+	for _, m := range t.slotOwner {
+		if m != 0 && !slices.Contains(seen, m) {
+			seen = append(seen, m)
+			out = append(out, t.ownerIDs[m-1])
 		}
 	}
 	return out
+}
+
+// Owner returns the ID of the master owning slot s ("" when none).
+func (t *Topology) Owner(s int) string {
+	if s < 0 || s >= len(t.slotOwner) || t.slotOwner[s] == 0 {
+		return ""
+	}
+	return t.ownerIDs[t.slotOwner[s]-1]
 }
 
 // Uncovered returns the slot ranges no node owns.
 func (t *Topology) Uncovered() []SlotRange {
 	var out []SlotRange
 	for s := 0; s < NumSlots; s++ {
-		if t.Owner[s] == "" {
+		if t.Owner(s) == "" {
 			e := s
-			for e+1 < NumSlots && t.Owner[e+1] == "" {
+			for e+1 < NumSlots && t.Owner(e+1) == "" {
 				e++
 			}
 			out = append(out, SlotRange{s, e})
