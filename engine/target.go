@@ -34,6 +34,12 @@ type Change struct {
 	// (start a process, talk to other hosts, run an arbitrary command) leaves both empty.
 	Writes  []string
 	Removes []string
+	// HostOnly, for a change that names no paths, says that it may alter anything on the target's
+	// own host but nothing elsewhere: it starts, stops or installs something there, which may
+	// write files of its own, and sends nothing to other hosts. What the engine read ahead of
+	// the other hosts then stays true. A change that talks to other hosts, or runs an arbitrary
+	// command, leaves it false.
+	HostOnly bool
 }
 
 // Hosts gives modules that act on several hosts at once (redis_cluster) the connections to the

@@ -17,16 +17,17 @@ import (
 
 // probeCache holds the results of the probes run ahead of the tasks (Prober), per host, each with
 // what it reads (its scope). A change drops what it may have made untrue: a change of unknown
-// reach (no Change.Writes) everything, for good; a change of known paths on a host that host's
-// results of unknown scope or whose paths meet the written ones, and every root probe's (an
-// arbitrary query may read anything). From then on the modules read those for themselves.
+// reach (no Change.Writes, Removes or HostOnly) everything, for good; a change of known paths on a
+// host that host's results of unknown scope or whose paths meet the written ones; a HostOnly
+// change all of its host's results; and any change every root probe's (an arbitrary query may
+// read anything). From then on the modules read those for themselves.
 // While a host's probes are being read, its commands wait for them (its forwarded connections do
 // not: a task that only talks to services, like redis_cluster, starts at once).
 type probeCache struct {
 	mu      sync.Mutex
 	valid   bool
 	hosts   map[string]map[string]cachedProbe
-	changes map[string]int           // changes of known reach made on each host so far
+	changes map[string]int           // changes of known reach (paths, or host only) made on each host so far
 	pending map[string]chan struct{} // closed when the host's probes are in (or given up)
 	hits    int
 }
@@ -77,7 +78,7 @@ func (s probeScope) merge(o probeScope) probeScope {
 // A written path changes its own reads and its parents' (created, or an entry added); a removed
 // one also everything under it.
 func (s probeScope) untrueAfter(c reach) bool {
-	if s.root || s.paths == nil {
+	if s.root || s.paths == nil || c.host {
 		return true
 	}
 	for _, r := range s.paths {
@@ -100,16 +101,18 @@ func within(p, dir string) bool {
 	return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/")
 }
 
-// reach is what a change alters on its host: clean absolute paths written and removed.
+// reach is what a change alters on its host: clean absolute paths written and removed, or
+// anything on it (host).
 type reach struct {
 	writes, removes []string
+	host            bool
 }
 
-// reachOf returns what c alters, and false when that is unknown: no paths given, or one not
-// absolute.
+// reachOf returns what c alters, and false when that is unknown: no paths given and not HostOnly,
+// or a path not absolute.
 func reachOf(c engine.Change) (reach, bool) {
 	if len(c.Writes)+len(c.Removes) == 0 {
-		return reach{}, false
+		return reach{host: true}, c.HostOnly
 	}
 	clean := func(ps []string) ([]string, bool) {
 		out := make([]string, len(ps))

@@ -281,23 +281,26 @@ func TestProbeScope(t *testing.T) {
 		name            string
 		scope           probeScope
 		writes, removes []string
+		hostOnly        bool
 		untrue          bool
 	}{
-		{"same path", probeScope{paths: a("/etc/redis/a.conf")}, a("/etc/redis/a.conf"), nil, true},
-		{"sibling", probeScope{paths: a("/etc/redis/a.conf")}, a("/etc/redis/b.conf"), nil, false},
-		{"prefix that is no parent", probeScope{paths: a("/etc/redis/a.conf")}, a("/etc/redis/a.con"), nil, false},
-		{"write under the read directory", probeScope{paths: a("/etc/redis")}, a("/etc/redis/a.conf"), nil, true},
-		{"parent's owner set", probeScope{paths: a("/etc/redis/a.conf")}, a("/etc/redis"), nil, false},
-		{"parent removed", probeScope{paths: a("/etc/redis/a.conf")}, nil, a("/etc/redis"), true},
-		{"removed under the read directory", probeScope{paths: a("/etc/redis")}, nil, a("/etc/redis/a.conf"), true},
-		{"sibling removed", probeScope{paths: a("/etc/redis/a.conf")}, nil, a("/etc/redis/b.conf"), false},
-		{"root removed", probeScope{paths: a("/etc/redis/a.conf")}, nil, a("/"), true},
-		{"one of several", probeScope{paths: a("/proc", "/run/redis/a.pid")}, a("/tmp/x"), a("/run/redis"), true},
-		{"unknown reads", probeScope{}, a("/tmp/x"), nil, true},
-		{"root probe", probeScope{root: true}, a("/tmp/x"), nil, true},
+		{"same path", probeScope{paths: a("/etc/redis/a.conf")}, a("/etc/redis/a.conf"), nil, false, true},
+		{"sibling", probeScope{paths: a("/etc/redis/a.conf")}, a("/etc/redis/b.conf"), nil, false, false},
+		{"prefix that is no parent", probeScope{paths: a("/etc/redis/a.conf")}, a("/etc/redis/a.con"), nil, false, false},
+		{"write under the read directory", probeScope{paths: a("/etc/redis")}, a("/etc/redis/a.conf"), nil, false, true},
+		{"parent's owner set", probeScope{paths: a("/etc/redis/a.conf")}, a("/etc/redis"), nil, false, false},
+		{"parent removed", probeScope{paths: a("/etc/redis/a.conf")}, nil, a("/etc/redis"), false, true},
+		{"removed under the read directory", probeScope{paths: a("/etc/redis")}, nil, a("/etc/redis/a.conf"), false, true},
+		{"sibling removed", probeScope{paths: a("/etc/redis/a.conf")}, nil, a("/etc/redis/b.conf"), false, false},
+		{"root removed", probeScope{paths: a("/etc/redis/a.conf")}, nil, a("/"), false, true},
+		{"one of several", probeScope{paths: a("/proc", "/run/redis/a.pid")}, a("/tmp/x"), a("/run/redis"), false, true},
+		{"unknown reads", probeScope{}, a("/tmp/x"), nil, false, true},
+		{"root probe", probeScope{root: true}, a("/tmp/x"), nil, false, true},
+		{"anything on its host", probeScope{paths: a("/etc/redis/a.conf")}, nil, nil, true, true},
+		{"anything on its host, a probe of /proc", probeScope{paths: a("/proc", "/run/redis/a.pid")}, nil, nil, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			what, known := reachOf(engine.Change{Writes: tc.writes, Removes: tc.removes})
+			what, known := reachOf(engine.Change{Writes: tc.writes, Removes: tc.removes, HostOnly: tc.hostOnly})
 			if !known {
 				t.Fatal("reach unknown")
 			}
@@ -319,6 +322,57 @@ func TestProbeScope(t *testing.T) {
 	}
 	if s := (probeScope{paths: []string{"/a"}}).merge(probeScope{}); s.paths != nil || s.root {
 		t.Errorf("shared with a probe of unknown scope: %+v", s)
+	}
+}
+
+// TestInvalidateAcrossHosts: what one change on node1 leaves of both hosts' read-ahead.
+func TestInvalidateAcrossHosts(t *testing.T) {
+	scoped := func(p string) cachedProbe { return cachedProbe{scope: probeScope{paths: []string{p}}} }
+	for _, tc := range []struct {
+		name   string
+		change engine.Change
+		// what is left afterwards, per host; nil: nothing can be answered any more
+		left1, left2 []string
+	}{
+		{"paths", engine.Change{Writes: []string{"/etc/a"}}, []string{"b"}, []string{"a", "b", "unscoped"}},
+		{"host only", engine.Change{HostOnly: true}, []string{}, []string{"a", "b", "unscoped"}},
+		{"unknown", engine.Change{}, nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cache := newProbeCache()
+			for _, h := range []string{"node1", "node2"} {
+				if !cache.put(h, map[string]cachedProbe{
+					"a": scoped("/etc/a"), "b": scoped("/etc/b"), "root": {scope: probeScope{root: true}},
+					map[string]string{"node1": "unscoped2", "node2": "unscoped"}[h]: {},
+				}, cache.mark(h)) {
+					t.Fatalf("put %s refused", h)
+				}
+			}
+			cache.invalidate("node1", tc.change)
+			for h, want := range map[string][]string{"node1": tc.left1, "node2": tc.left2} {
+				var got []string
+				for _, cmd := range []string{"a", "b", "root", "unscoped", "unscoped2"} {
+					if _, ok := cache.get(h, cmd); ok {
+						got = append(got, cmd)
+					}
+				}
+				if want == nil {
+					want = []string{}
+				}
+				if got == nil {
+					got = []string{}
+				}
+				if strings.Join(got, " ") != strings.Join(want, " ") {
+					t.Errorf("%s: left %v, want %v", h, got, want)
+				}
+			}
+			// a read of node2 begun before the change is stored unless the change's reach is unknown
+			since := cache.mark("node2")
+			cache.invalidate("node1", tc.change)
+			if stored := cache.put("node2", map[string]cachedProbe{"x": {}}, since); stored != (tc.left2 != nil) {
+				t.Errorf("node2's read across the change stored: %v", stored)
+			}
+		})
 	}
 }
 

@@ -117,7 +117,7 @@ func (m *Package) Run(ctx context.Context, t *engine.Target) (engine.Outcome, er
 		out.Summary = "installed: " + strings.Join(m.Names, ", ")
 		return out, nil
 	}
-	ch := engine.Change{Summary: "install " + strings.Join(missing, ", ")}
+	ch := engine.Change{Summary: "install " + strings.Join(missing, ", "), HostOnly: true}
 	err = t.Change(ctx, ch, func(ctx context.Context) error { return m.install(ctx, c, missing) })
 	if t.DryRun() {
 		out.Summary = "will install " + strings.Join(missing, ", ")

@@ -42,7 +42,8 @@ func Info() engine.ModuleInfo {
   ` + "`daemonize yes`" + ` and ` + "`pidfile`" + ` in its configuration). It counts as running when the pidfile
   names a live process whose command line contains ` + "`match`" + `; a stale pidfile means stopped. After
   start the module waits until that holds; stop sends SIGTERM, waits up to ` + "`stop_timeout`" + `,
-  then sends SIGKILL.
+  then sends SIGKILL. ` + "`start`" + ` acts on its host only (it starts a daemon there): what runbook
+  read ahead of the other hosts stays true across it.
 
 With ` + "`backend = \"auto\"`" + ` (the default) the same task works on both kinds of host; give it
 ` + "`name`" + ` and the process settings. One remote command reads the state (and detects the
@@ -239,7 +240,7 @@ func (m *Service) runSystemd(ctx context.Context, t *engine.Target, st probe) (e
 	var did []string
 	change := func(verb string) error {
 		did = append(did, verb)
-		return t.Change(ctx, engine.Change{Summary: verb + " " + m.Name}, systemctl(verb))
+		return t.Change(ctx, engine.Change{Summary: verb + " " + m.Name, HostOnly: true}, systemctl(verb))
 	}
 	if m.Enabled != nil {
 		isEnabled := st.enabled == "enabled" || st.enabled == "enabled-runtime"
@@ -293,7 +294,7 @@ func (m *Service) runProcess(ctx context.Context, t *engine.Target, st probe) (e
 	switch {
 	case m.State == "restarted":
 		did = append(did, "restart")
-		err = t.Change(ctx, engine.Change{Summary: "restart " + m.label() + ": " + m.Start}, func(ctx context.Context) error {
+		err = t.Change(ctx, engine.Change{Summary: "restart " + m.label() + ": " + m.Start, HostOnly: true}, func(ctx context.Context) error {
 			if running {
 				if err := m.stop(ctx, t, st.pid); err != nil {
 					return err
@@ -305,13 +306,13 @@ func (m *Service) runProcess(ctx context.Context, t *engine.Target, st probe) (e
 		running = true
 	case m.State == "stopped" && running:
 		did = append(did, "stop")
-		err = t.Change(ctx, engine.Change{Summary: fmt.Sprintf("stop %s (pid %s)", m.label(), st.pid)}, func(ctx context.Context) error {
+		err = t.Change(ctx, engine.Change{Summary: fmt.Sprintf("stop %s (pid %s)", m.label(), st.pid), HostOnly: true}, func(ctx context.Context) error {
 			return m.stop(ctx, t, st.pid)
 		})
 		running, pid = false, ""
 	case m.State != "stopped" && !running:
 		did = append(did, "start")
-		err = t.Change(ctx, engine.Change{Summary: "start " + m.label() + ": " + m.Start}, func(ctx context.Context) error {
+		err = t.Change(ctx, engine.Change{Summary: "start " + m.label() + ": " + m.Start, HostOnly: true}, func(ctx context.Context) error {
 			pid, err = m.start(ctx, t)
 			return err
 		})
