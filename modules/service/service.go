@@ -158,10 +158,12 @@ func (m *Service) Run(ctx context.Context, t *engine.Target) (engine.Outcome, er
 //     alias points to instead of "alias", knows nothing of the SysV scripts is-enabled consults,
 //     and reads the manager's cached state rather than the unit files.
 //   - process: the pid is every digit of the pidfile, collected by builtins (read, parameter
-//     expansion); kill -0 is a builtin; only the NUL-separated /proc/PID/cmdline needs a program
-//     (no POSIX builtin keeps NUL bytes), and that tr replaces the shell (exec) instead of forking.
-//     When /proc/PID/cmdline cannot be opened (the process just exited), "command exec" fails
-//     without leaving the shell and the output is the same "cmdline=" line as before.
+//     expansion); kill -0 is a builtin. The NUL-separated /proc/PID/cmdline is read by bash's
+//     read -d '' (a builtin; bash is the usual login shell), and elsewhere by tr, which replaces
+//     the shell (exec) instead of forking since no POSIX builtin keeps NUL bytes; both print each
+//     NUL as a space and nothing after the last byte. When /proc/PID/cmdline cannot be opened
+//     (the process just exited), the output is the "cmdline=" line alone ("command exec" fails
+//     without leaving the shell).
 func (m *Service) ProbeCommand() string {
 	systemd := "echo backend=systemd; " +
 		"echo active=$(systemctl is-active -- " + engine.ShellQuote(m.Name) + " 2>/dev/null); " +
@@ -183,7 +185,10 @@ func (m *Service) processProbe() string {
 		process += `; pid=; while read -r l || [ -n "$l" ]; do while [ -n "$l" ]; do ` +
 			`pid=$pid${l%%[!0-9]*}; l=${l#"${l%%[!0-9]*}"}; l=${l#"${l%%[0-9]*}"}; done; ` +
 			`done 2>/dev/null < ` + engine.ShellQuote(m.Pidfile) + `; echo pid=$pid; ` +
-			`if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then printf cmdline=; command exec tr '\0' ' ' < /proc/$pid/cmdline; echo; fi`
+			`if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then printf cmdline=; ` +
+			`if [ -n "${BASH_VERSION-}" ]; then c=; a=; if { while IFS= read -r -d '' a; do c=$c$a' '; done; } 2>/dev/null < /proc/$pid/cmdline; ` +
+			`then printf '%s' "$c$a"; else echo; fi; ` +
+			`else command exec tr '\0' ' ' < /proc/$pid/cmdline; echo; fi; fi`
 	}
 	return process
 }

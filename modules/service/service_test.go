@@ -30,7 +30,7 @@ func proc(state string) Service {
 }
 
 func TestProcess(t *testing.T) {
-	const probe = `^if \[ -d /run/systemd/system \]; then .*; else echo backend=process; pid=; while read -r l .* done 2>/dev/null < /run/redis/a\.pid; echo pid=\$pid; .*; command exec tr `
+	const probe = `^if \[ -d /run/systemd/system \]; then .*; else echo backend=process; pid=; while read -r l .* done 2>/dev/null < /run/redis/a\.pid; echo pid=\$pid; .*read -r -d .* command exec tr `
 	const start = `^e=\$\(mktemp\) \|\| exit 1; if \(\nredis-server /etc/redis/a\.conf\n\) </dev/null`
 	tests := []struct {
 		name        string
