@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path"
 	"strconv"
 	"strings"
@@ -216,6 +217,91 @@ func (p *probeCache) invalidate(host string, c engine.Change) {
 			}
 		}
 	}
+}
+
+// snapshot returns what host's read-ahead answers right now, or nil while it is being read or
+// when it answers nothing.
+func (p *probeCache) snapshot(host string) map[string]engine.ExecResult {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, pending := p.pending[host]; pending || !p.valid || len(p.hosts[host]) == 0 {
+		return nil
+	}
+	out := make(map[string]engine.ExecResult, len(p.hosts[host]))
+	for cmd, e := range p.hosts[host] {
+		out[cmd] = e.res
+	}
+	return out
+}
+
+// siblingReads is one host's read-ahead as the for_each elements of a task, which start
+// together, found it: taken once, when the first of them reads the host or changes anything.
+// They are independent tasks, each of which may read its state before any of them changes
+// anything; so each reads it from what was there then (pinnedConn). Without it the first to
+// start a service on a host would make its siblings, that had not yet looked, read the host again.
+type siblingReads struct {
+	cache *probeCache
+	host  string
+	mu    sync.Mutex
+	taken bool
+	snap  map[string]engine.ExecResult
+}
+
+// take returns the snapshot, taking it now if none of the siblings did; with wait, once the
+// host's read-ahead is in (a command on the host waits for it anyway), else nothing while it is
+// being read.
+func (s *siblingReads) take(ctx context.Context, wait bool) map[string]engine.ExecResult {
+	if wait {
+		s.cache.wait(ctx, s.host)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.taken {
+		s.snap, s.taken = s.cache.snapshot(s.host), true
+	}
+	return s.snap
+}
+
+// pinnedConn is the connection of one for_each element: the first run of each command of the
+// siblings' snapshot is answered from it until the element changes something; everything else
+// goes to the connection it wraps.
+type pinnedConn struct {
+	engine.Conn
+	reads  *siblingReads
+	mu     sync.Mutex
+	filled bool
+	left   map[string]engine.ExecResult
+}
+
+func (c *pinnedConn) Exec(ctx context.Context, cmd engine.Command) (engine.ExecResult, error) {
+	if cmd.Stdin == nil {
+		c.mu.Lock()
+		if !c.filled {
+			c.filled = true
+			c.left = maps.Clone(c.reads.take(ctx, true))
+		}
+		res, ok := c.left[cmd.Cmd]
+		delete(c.left, cmd.Cmd)
+		c.mu.Unlock()
+		if ok {
+			return res, nil
+		}
+	}
+	return c.Conn.Exec(ctx, cmd)
+}
+
+// changing is called before the element changes anything: the siblings that have not looked yet
+// still find what was there before, and the element itself reads the host from now on.
+func (c *pinnedConn) changing() {
+	c.reads.take(context.Background(), false)
+	c.drop()
+}
+
+// drop makes the element read the host from now on (a retry, or after its own change).
+func (c *pinnedConn) drop() {
+	c.mu.Lock()
+	c.filled, c.left = true, nil
+	c.mu.Unlock()
 }
 
 // cachingConn answers a probe from the cache while it is valid and sends everything else on.

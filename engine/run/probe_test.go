@@ -274,6 +274,43 @@ func TestPrefetchKeepsWhatAChangeCannotTouch(t *testing.T) {
 	}
 }
 
+// TestForEachElementsReadTogether: the elements of a for_each task start together, so each reads
+// its probe from the read-ahead even after a sibling changed something of unknown reach.
+func TestForEachElementsReadTogether(t *testing.T) {
+	dir := t.TempDir()
+	play := filepath.Join(dir, "play.hcl")
+	src := `host "local" { address = "127.0.0.1" }
+task "m" {
+  for_each = ["a", "b", "c", "d"]
+  marker { path = "` + dir + `/${each.key}" }
+}
+`
+	if err := os.WriteFile(play, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "c"), []byte("here\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reg := engine.NewRegistry(engine.ModuleInfo{Name: "marker", New: func() engine.Module { return &marker{} }})
+	for round := 0; round < 10; round++ { // the order the elements run in is the scheduler's
+		for _, n := range []string{"a", "b", "d"} {
+			os.Remove(filepath.Join(dir, n))
+		}
+		rc, sh := runLocal(t, play, reg, Apply)
+		if rc.Changed != 3 || rc.OK != 1 {
+			t.Fatalf("apply: %+v", rc)
+		}
+		if len(sh.execs) != 1+3 {
+			t.Fatalf("%d remote commands, want 4 (read-ahead, 3 writes):\n%s", len(sh.execs), strings.Join(sh.execs, "\n---\n"))
+		}
+		for _, n := range []string{"a", "b", "d"} {
+			if b, err := os.ReadFile(filepath.Join(dir, n)); err != nil || string(b) != "here\n" {
+				t.Fatalf("%s: %q, %v", n, b, err)
+			}
+		}
+	}
+}
+
 // TestProbeScope: which probes a change of known paths on a host makes untrue.
 func TestProbeScope(t *testing.T) {
 	a := func(p ...string) []string { return p }

@@ -459,7 +459,13 @@ func (r *Runner) runOnHost(ctx context.Context, t *config.Task, h string) bool {
 	// for_each elements are independent: run them side by side, a few at a time, over the host's
 	// one connection.
 	if len(insts) == 1 {
-		return ctx.Err() == nil && r.runInstance(ctx, insts[0])
+		return ctx.Err() == nil && r.runInstance(ctx, insts[0], nil)
+	}
+	// they start together: each reads what the host's read-ahead answered before any of them
+	// changed anything (siblingReads; a plan changes nothing)
+	var reads *siblingReads
+	if r.opts.Mode == Apply {
+		reads = &siblingReads{cache: r.probes, host: h}
 	}
 	var (
 		wg  sync.WaitGroup
@@ -477,7 +483,7 @@ func (r *Runner) runOnHost(ctx context.Context, t *config.Task, h string) bool {
 		go func(in config.Instance) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if !r.runInstance(ctx, in) {
+			if !r.runInstance(ctx, in, reads) {
 				mu.Lock()
 				ok = false
 				mu.Unlock()
@@ -492,7 +498,9 @@ func (r *Runner) runOnHost(ctx context.Context, t *config.Task, h string) bool {
 // servers allow 10 sessions per connection by default).
 const instanceParallelism = 4
 
-func (r *Runner) runInstance(ctx context.Context, in config.Instance) bool {
+// runInstance runs one task instance. reads, when not nil, is the read-ahead of the host that
+// the instance shares with the other for_each elements dispatched with it (see pinnedConn).
+func (r *Runner) runInstance(ctx context.Context, in config.Instance, reads *siblingReads) bool {
 	start := time.Now()
 	name := in.Name()
 	h := in.Host
@@ -501,6 +509,11 @@ func (r *Runner) runInstance(ctx context.Context, in config.Instance) bool {
 		r.markFailed(h)
 		r.result(name, h, StatusFailed, err.Error(), nil, time.Since(start))
 		return false
+	}
+	var pin *pinnedConn
+	if reads != nil {
+		pin = &pinnedConn{Conn: conn, reads: reads}
+		conn = pin
 	}
 	var (
 		target  *engine.Target
@@ -512,6 +525,9 @@ func (r *Runner) runInstance(ctx context.Context, in config.Instance) bool {
 		attempts += in.Task.Retries
 	}
 	for attempt := 1; attempt <= attempts; attempt++ {
+		if attempt > 1 && pin != nil {
+			pin.drop()
+		}
 		mod, err, diags := r.pb.Decode(in, r.taskOutputs(in.Task))
 		if diags.HasErrors() {
 			r.markFailed(h)
@@ -539,8 +555,13 @@ func (r *Runner) runInstance(ctx context.Context, in config.Instance) bool {
 			Secrets:  r.pb.Secrets,
 			Dir:      in.Task.Dir,
 			// what was read ahead may no longer be true once anything changes
-			BeforeChange: func(c engine.Change) { r.beforeChange(h, c) },
-			Memo:         r.memo,
+			BeforeChange: func(c engine.Change) {
+				if pin != nil {
+					pin.changing()
+				}
+				r.beforeChange(h, c)
+			},
+			Memo: r.memo,
 		})
 		outcome, runErr = mod.Run(ctx, target)
 		done := runErr == nil
