@@ -159,9 +159,10 @@ func (m *Service) Run(ctx context.Context, t *engine.Target) (engine.Outcome, er
 //     and reads the manager's cached state rather than the unit files.
 //   - process: the pid is every digit of the pidfile, collected by builtins (read, parameter
 //     expansion); kill -0 is a builtin. The NUL-separated /proc/PID/cmdline is read by bash's
-//     read -d '' (a builtin; bash is the usual login shell), and elsewhere by tr, which replaces
-//     the shell (exec) instead of forking since no POSIX builtin keeps NUL bytes; both print each
-//     NUL as a space and nothing after the last byte. When /proc/PID/cmdline cannot be opened
+//     read with an empty delimiter (a builtin; bash is the usual login shell), and elsewhere by
+//     tr, which replaces the shell (exec) instead of forking since no POSIX builtin keeps NUL
+//     bytes; both print each NUL as a space and nothing after the last byte. When
+//     /proc/PID/cmdline cannot be opened
 //     (the process just exited), the output is the "cmdline=" line alone ("command exec" fails
 //     without leaving the shell).
 func (m *Service) ProbeCommand() string {
