@@ -102,6 +102,23 @@ type PathProber interface {
 	ProbePaths() []string
 }
 
+// HostsProber is implemented by the module of a run-once task that, before it decides anything,
+// reads other hosts of the run (through Target.Hosts) with fixed commands. The engine reads them
+// ahead with each host's own checks and answers the module's identical commands from the
+// results, as it does a Prober's, for as long as nothing they read has changed.
+type HostsProber interface {
+	HostProbes() []HostProbe
+}
+
+// HostProbe is one command a HostsProber runs verbatim (no stdin) on Host, an inventory host name.
+// Paths, when set, are the only things it reads there (absolute; a directory stands for
+// everything under it), as a PathProber's; without them it may read anything on that host.
+type HostProbe struct {
+	Host  string
+	Cmd   string
+	Paths []string
+}
+
 // ProbeBatcher is a Prober some of whose probes a host can answer for several tasks at once with
 // fewer processes than one by one: one stat(1) for many paths rather than one per path. When the
 // engine reads a host's probes ahead and two or more parts share a batch Key, it runs the batch's

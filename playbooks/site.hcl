@@ -250,6 +250,8 @@ task "redis_rolling_restart" {
     instances = [for i in local.cluster : { host = i.host, port = i.port }]
     replicas  = var.replicas
     password  = var.redis_password
+    # read ahead with each host's checks: an unchanged cluster costs no command of its own
+    config_files = { for i in local.cluster : "${i.host}:${i.port}" => "/etc/redis/${i.name}.conf" }
     # systemd hosts restart the unit; elsewhere the process (pidfile) is stopped and started as
     # the service task starts it.
     restart_command = <<-EOT

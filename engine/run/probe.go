@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/runbook/runbook/engine"
+	"github.com/runbook/runbook/engine/config"
 )
 
 // probeCache holds the results of the probes run ahead of the tasks (Prober), per host, each with
@@ -52,16 +53,22 @@ func scopeOf(mod engine.Module) probeScope {
 		return probeScope{root: true}
 	}
 	if p, ok := mod.(engine.PathProber); ok {
-		var paths []string
-		for _, x := range p.ProbePaths() {
-			if !path.IsAbs(x) {
-				return probeScope{}
-			}
-			paths = append(paths, path.Clean(x))
-		}
-		return probeScope{paths: paths}
+		return pathScope(p.ProbePaths())
 	}
 	return probeScope{}
+}
+
+// pathScope is the scope of a probe that reads the files under ps only: unknown when one is not
+// absolute.
+func pathScope(ps []string) probeScope {
+	var paths []string
+	for _, x := range ps {
+		if !path.IsAbs(x) {
+			return probeScope{}
+		}
+		paths = append(paths, path.Clean(x))
+	}
+	return probeScope{paths: paths}
 }
 
 // merge is the scope of a probe that two tasks share: what either reads.
@@ -354,8 +361,22 @@ func (r *Runner) planProbes(hosts []string) map[string]*hostProbes {
 	parts := map[string]map[string]engine.BatchPart{}
 	seen := map[string]map[string]bool{}
 	scopes := map[string]map[string]probeScope{}
+	add := func(h, cmd string, scope probeScope) {
+		if seen[h] == nil {
+			seen[h] = map[string]bool{}
+			scopes[h] = map[string]probeScope{}
+		}
+		if !seen[h][cmd] {
+			seen[h][cmd] = true
+			probes[h] = append(probes[h], cmd)
+			scopes[h][cmd] = scope
+		} else {
+			scopes[h][cmd] = scopes[h][cmd].merge(scope)
+		}
+	}
 	for _, t := range r.pb.Tasks {
 		if t.RunOnce {
+			r.planHostProbes(t, add)
 			continue
 		}
 		if _, ok := t.Module.New().(engine.Prober); !ok {
@@ -383,17 +404,7 @@ func (r *Runner) planProbes(hosts []string) map[string]*hostProbes {
 				}
 				scope := scopeOf(mod)
 				for _, cmd := range mod.(engine.Prober).Probes() {
-					if seen[h] == nil {
-						seen[h] = map[string]bool{}
-						scopes[h] = map[string]probeScope{}
-					}
-					if !seen[h][cmd] {
-						seen[h][cmd] = true
-						probes[h] = append(probes[h], cmd)
-						scopes[h][cmd] = scope
-					} else {
-						scopes[h][cmd] = scopes[h][cmd].merge(scope)
-					}
+					add(h, cmd, scope)
 				}
 				if b, ok := mod.(engine.ProbeBatcher); ok {
 					for _, part := range b.BatchParts() {
@@ -433,6 +444,45 @@ func (r *Runner) planProbes(hosts []string) map[string]*hostProbes {
 
 // fileProbes parses what host's read-ahead script printed and fills the cache with it. It
 // reports whether the results were kept.
+// planHostProbes adds the probes that run-once task t runs on the hosts of the run (HostsProber),
+// decoded as the run will decode it: on the first host of the task that the run reaches.
+func (r *Runner) planHostProbes(t *config.Task, add func(h, cmd string, scope probeScope)) {
+	if _, ok := t.Module.New().(engine.HostsProber); !ok || t.Handler {
+		return
+	}
+	ths, diags := r.pb.TaskHosts(t)
+	if diags.HasErrors() {
+		return
+	}
+	for _, h := range ths {
+		r.mu.Lock()
+		dead := r.failed[h]
+		r.mu.Unlock()
+		if !r.inLimit(h) || dead {
+			continue
+		}
+		insts, err, d := r.pb.Expand(t, h, r.taskOutputs(t))
+		if err != nil || d.HasErrors() || len(insts) != 1 {
+			return
+		}
+		mod, err, d := r.pb.Decode(insts[0], r.taskOutputs(t))
+		if err != nil || d.HasErrors() {
+			return
+		}
+		for _, p := range mod.(engine.HostsProber).HostProbes() {
+			if !r.inLimit(p.Host) {
+				continue
+			}
+			scope := probeScope{}
+			if len(p.Paths) > 0 {
+				scope = pathScope(p.Paths)
+			}
+			add(p.Host, p.Cmd, scope)
+		}
+		return
+	}
+}
+
 func (r *Runner) fileProbes(h string, hp *hostProbes, res engine.ExecResult) bool {
 	if res.ExitCode != 0 {
 		return false // the modules will read for themselves

@@ -311,6 +311,82 @@ task "m" {
 	}
 }
 
+// hostsReader is a run-once module that reads two files on every host of the run through
+// Target.Hosts, and says so (HostsProber).
+type hostsReader struct {
+	Dir   string   `hcl:"dir,attr"`
+	Hosts []string `hcl:"hosts,attr"`
+}
+
+func (m *hostsReader) cmds(h string) []string {
+	return []string{"cat " + filepath.Join(m.Dir, h+"-a"), "cat " + filepath.Join(m.Dir, h+"-b")}
+}
+
+func (m *hostsReader) HostProbes() []engine.HostProbe {
+	var out []engine.HostProbe
+	for _, h := range m.Hosts {
+		for i, c := range m.cmds(h) {
+			out = append(out, engine.HostProbe{Host: h, Cmd: c, Paths: []string{filepath.Join(m.Dir, h+"-"+string(rune('a'+i)))}})
+		}
+	}
+	return out
+}
+
+func (m *hostsReader) Run(ctx context.Context, t *engine.Target) (engine.Outcome, error) {
+	var got []string
+	for _, h := range m.Hosts {
+		c, err := t.Hosts().Conn(ctx, h)
+		if err != nil {
+			return engine.Outcome{}, err
+		}
+		for _, cmd := range m.cmds(h) {
+			out, err := engine.Run(ctx, c, cmd)
+			if err != nil {
+				return engine.Outcome{}, err
+			}
+			got = append(got, strings.TrimSpace(string(out)))
+		}
+	}
+	return engine.Outcome{Summary: strings.Join(got, " ")}, nil
+}
+
+// TestPrefetchHostProbes: what a run-once task reads on the other hosts is read ahead with each
+// host's checks, and the task's commands are answered from it.
+func TestPrefetchHostProbes(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"h1-a", "h1-b", "h2-a", "h2-b"} {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte(n+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	play := filepath.Join(dir, "play.hcl")
+	src := `host "h1" { address = "127.0.0.1" }
+host "h2" { address = "127.0.0.2" }
+task "read" {
+  reader {
+    dir   = "` + dir + `"
+    hosts = ["h1", "h2"]
+  }
+}
+`
+	if err := os.WriteFile(play, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reg := engine.NewRegistry(engine.ModuleInfo{Name: "reader", New: func() engine.Module { return &hostsReader{} }, RunOnce: true})
+	rc, sh := runLocal(t, play, reg, Apply)
+	if rc.OK != 1 {
+		t.Fatalf("apply: %+v", rc)
+	}
+	if len(sh.execs) != 2 {
+		t.Fatalf("%d remote commands, want 2 (each host's read-ahead):\n%s", len(sh.execs), strings.Join(sh.execs, "\n---\n"))
+	}
+	for _, e := range sh.execs {
+		if !strings.Contains(e, "RBPROBE-") {
+			t.Errorf("a command outside the read-ahead: %q", e)
+		}
+	}
+}
+
 // TestProbeScope: which probes a change of known paths on a host makes untrue.
 func TestProbeScope(t *testing.T) {
 	a := func(p ...string) []string { return p }

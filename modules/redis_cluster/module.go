@@ -10,7 +10,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,6 +34,7 @@ type Config struct {
 	Timeout        string            `hcl:"timeout,optional" doc:"Overall bound for converging, a duration such as \"2m\" (default 5m)."`
 	Mode           string            `hcl:"mode,optional" doc:"\"converge\" (default) brings the cluster to the declared layout. \"prepare\" only promotes a replica of every slot owner that is down (CLUSTER FAILOVER FORCE) and changes nothing else; run it before starting redis-server on a host whose disk was wiped. \"restart\" restarts, one at a time, the instances whose configuration file changed after their process started (a rolling restart, below)."`
 	Drain          []string          `hcl:"drain,optional" doc:"Hosts that must hold no master, e.g. [\"node2\"] before planned maintenance of node2: each of their masters is moved with a safe CLUSTER FAILOVER to a synced replica on another host; their replicas stay. Leave it out (run the usual playbook) to bring the masters back."`
+	ConfigFiles    map[string]string `hcl:"config_files,optional" doc:"mode = \"restart\": optional map of instance (\"host:port\") to the configuration file it runs with, e.g. \"/etc/redis/a.conf\". It changes no decision (the file is still the one INFO server names): runbook reads their modification times ahead, with each host's other checks, so an unchanged cluster costs no command of its own."`
 	RestartCommand string            `hcl:"restart_command,optional" doc:"mode = \"restart\": shell command, run on the instance's host, that restarts one instance and returns once it was started again, e.g. \"systemctl restart redis-cluster@{name}\". Replaced by the instance's values: {pid} (its process id), {config_file} (the configuration file it was started with), {name} (that file's name without directory and extension: a for /etc/redis/a.conf), {port}, {host} and {address}."`
 }
 
@@ -193,6 +197,16 @@ func (c *Config) Validate() error {
 		}
 	default:
 		errs = append(errs, fmt.Errorf("mode: %q is not \"converge\", \"prepare\" or \"restart\"", c.Mode))
+	}
+	if c.Mode != ModeRestart && len(c.ConfigFiles) > 0 {
+		errs = append(errs, errors.New("config_files: only used with mode = \"restart\""))
+	}
+	for _, k := range slices.Sorted(maps.Keys(c.ConfigFiles)) {
+		if !seen[k] {
+			errs = append(errs, fmt.Errorf("config_files: %q is not a declared instance (host:port)", k))
+		} else if !path.IsAbs(c.ConfigFiles[k]) {
+			errs = append(errs, fmt.Errorf("config_files[%q]: %q is not an absolute path", k, c.ConfigFiles[k]))
+		}
 	}
 	hosts := map[string]bool{}
 	for _, in := range c.Instances {

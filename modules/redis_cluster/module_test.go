@@ -69,6 +69,9 @@ func TestValidate(t *testing.T) {
 		{"timeout", Config{Instances: []InstanceConfig{{Host: "a", Port: 1}}, Timeout: "soon"}, `timeout: "soon"`},
 		{"tls pair", Config{Instances: []InstanceConfig{{Host: "a", Port: 1}}, TLS: &TLSBlock{CertFile: "c.pem"}}, "cert_file and key_file"},
 		{"restart without command", Config{Instances: []InstanceConfig{{Host: "a", Port: 1}}, Mode: ModeRestart}, "restart_command: required"},
+		{"config_files outside restart", Config{Instances: []InstanceConfig{{Host: "a", Port: 1}}, ConfigFiles: map[string]string{"a:1": "/x.conf"}}, "config_files: only used with mode"},
+		{"config_files of no instance", Config{Instances: []InstanceConfig{{Host: "a", Port: 1}}, Mode: ModeRestart, RestartCommand: "true", ConfigFiles: map[string]string{"a:2": "/x.conf"}}, `config_files: "a:2" is not a declared instance`},
+		{"config_files relative", Config{Instances: []InstanceConfig{{Host: "a", Port: 1}}, Mode: ModeRestart, RestartCommand: "true", ConfigFiles: map[string]string{"a:1": "x.conf"}}, `config_files["a:1"]: "x.conf" is not an absolute path`},
 		{"drain unknown host", Config{Instances: []InstanceConfig{{Host: "a", Port: 1}, {Host: "b", Port: 1}}, Drain: []string{"c"}}, `drain[0]: host "c" holds no declared instance`},
 		{"drain every host", Config{Instances: []InstanceConfig{{Host: "a", Port: 1}, {Host: "b", Port: 1}}, Drain: []string{"a", "b"}}, "every host is drained"},
 	}

@@ -109,24 +109,17 @@ func readProcs(ctx context.Context, t *engine.Target, s *session, top *Topology)
 // idx into procs (and the host's clock, when a server does not report its own), with one command
 // that runs one program.
 func readMtimes(ctx context.Context, t *engine.Target, host string, idx []int, procs []proc) error {
-	var files []string
-	needClock := false
 	for _, i := range idx {
 		procs[i].ConfigMtime = -1
-		if procs[i].ConfigFile == "" {
-			continue // started without one: nothing to compare
-		}
-		files = append(files, engine.ShellQuote(procs[i].ConfigFile))
-		needClock = needClock || procs[i].Started <= 0
 	}
-	if len(files) == 0 {
+	cmd, needClock := mtimesRequest(idx, procs)
+	if cmd == "" {
 		return nil
 	}
 	conn, err := t.Hosts().Conn(ctx, host)
 	if err != nil {
 		return fmt.Errorf("connect to host %s: %w", host, err)
 	}
-	cmd := mtimesCommand(files, needClock)
 	res, err := conn.Exec(ctx, engine.Command{Cmd: cmd})
 	if err != nil {
 		return fmt.Errorf("%s: read the configuration files' times: %w", host, err)
@@ -143,6 +136,56 @@ func readMtimes(ctx context.Context, t *engine.Target, host string, idx []int, p
 	}
 	return nil
 }
+
+// mtimesRequest is the command that reads the times of the configuration files of the instances
+// idx (in that order; "" when none has one), and whether it reads the host's clock too.
+func mtimesRequest(idx []int, procs []proc) (string, bool) {
+	var files []string
+	needClock := false
+	for _, i := range idx {
+		if procs[i].ConfigFile == "" {
+			continue // started without one: nothing to compare
+		}
+		files = append(files, engine.ShellQuote(procs[i].ConfigFile))
+		needClock = needClock || procs[i].Started <= 0
+	}
+	if len(files) == 0 {
+		return "", false
+	}
+	return mtimesCommand(files, needClock), needClock
+}
+
+// HostProbes implements engine.HostsProber: with config_files, the read of the configuration
+// files' times that a rolling restart starts with on each host, as readMtimes will send it when
+// every instance runs the file declared for it and reports its own clock.
+func (c *Config) HostProbes() []engine.HostProbe {
+	if c.Mode != ModeRestart || len(c.ConfigFiles) == 0 {
+		return nil
+	}
+	var hosts []string
+	files := map[string][]string{}
+	for _, in := range c.Instances {
+		f, ok := c.ConfigFiles[fmt.Sprintf("%s:%d", in.Host, in.Port)]
+		if !ok {
+			continue
+		}
+		if _, ok := files[in.Host]; !ok {
+			hosts = append(hosts, in.Host)
+		}
+		files[in.Host] = append(files[in.Host], f)
+	}
+	out := make([]engine.HostProbe, 0, len(hosts))
+	for _, h := range hosts {
+		quoted := make([]string, len(files[h]))
+		for i, f := range files[h] {
+			quoted[i] = engine.ShellQuote(f)
+		}
+		out = append(out, engine.HostProbe{Host: h, Cmd: mtimesCommand(quoted, false), Paths: files[h]})
+	}
+	return out
+}
+
+var _ engine.HostsProber = (*Config)(nil)
 
 // mtimesCommand prints "MTIME PATH" for every file that exists (stat stops at none that does
 // not, and its exit status is then not 0), preceded by the host's clock when clock is set.

@@ -176,3 +176,44 @@ func TestMtimesCommand(t *testing.T) {
 		t.Error("a broken line parsed")
 	}
 }
+
+// TestHostProbesMatchTheRead: with config_files, each host's probe is the very command the rolling
+// restart sends when the instances run the declared files and report their clock, so the engine
+// can answer it from the read-ahead; without them, or in other modes, there is none.
+func TestHostProbesMatchTheRead(t *testing.T) {
+	c := Config{Mode: ModeRestart, RestartCommand: "true", Instances: []InstanceConfig{
+		{Host: "n1", Port: 6379}, {Host: "n2", Port: 6379}, {Host: "n1", Port: 6380}, {Host: "n2", Port: 6380}, {Host: "n3", Port: 6379},
+	}, ConfigFiles: map[string]string{
+		"n1:6379": "/etc/redis/a.conf", "n1:6380": "/etc/redis/b c.conf", "n2:6379": "/etc/redis/a.conf", "n2:6380": "/etc/redis/b c.conf",
+	}}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]engine.HostProbe{}
+	for _, p := range c.HostProbes() {
+		got[p.Host] = p
+	}
+	if len(got) != 2 {
+		t.Fatalf("probes on %d hosts, want n1 and n2: %+v", len(got), got)
+	}
+	procs := make([]proc, len(c.Instances))
+	byHost := map[string][]int{}
+	for i, in := range c.Instances {
+		procs[i] = proc{ConfigFile: c.ConfigFiles[fmt.Sprintf("%s:%d", in.Host, in.Port)], Started: 1700000000}
+		byHost[in.Host] = append(byHost[in.Host], i)
+	}
+	for _, h := range []string{"n1", "n2"} {
+		cmd, _ := mtimesRequest(byHost[h], procs)
+		if got[h].Cmd != cmd {
+			t.Errorf("%s: probe %q, the restart sends %q", h, got[h].Cmd, cmd)
+		}
+		if len(got[h].Paths) != 2 || got[h].Paths[0] != "/etc/redis/a.conf" || got[h].Paths[1] != "/etc/redis/b c.conf" {
+			t.Errorf("%s: paths %q", h, got[h].Paths)
+		}
+	}
+	for _, other := range []Config{{Mode: ModeRestart, Instances: c.Instances}, {Mode: ModeConverge, Instances: c.Instances}} {
+		if p := other.HostProbes(); len(p) != 0 {
+			t.Errorf("mode %q, config_files %v: probes %+v", other.Mode, other.ConfigFiles, p)
+		}
+	}
+}
