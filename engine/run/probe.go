@@ -422,9 +422,7 @@ func (r *Runner) planProbes(hosts []string) map[string]*hostProbes {
 	plans := map[string]*hostProbes{}
 	for _, h := range hosts {
 		cmds := probes[h]
-		r.mu.Lock()
-		dead := r.failed[h]
-		r.mu.Unlock()
+		dead := r.hostFailed(h)
 		if len(cmds) < 2 || dead {
 			continue
 		}
@@ -455,9 +453,7 @@ func (r *Runner) planHostProbes(t *config.Task, add func(h, cmd string, scope pr
 		return
 	}
 	for _, h := range ths {
-		r.mu.Lock()
-		dead := r.failed[h]
-		r.mu.Unlock()
+		dead := r.hostFailed(h)
 		if !r.inLimit(h) || dead {
 			continue
 		}

@@ -224,9 +224,7 @@ func (r *Runner) Run(ctx context.Context) (*Recap, error) {
 		t, _ := r.pb.Task(name)
 		hosts, _ := r.pb.TaskHosts(t)
 		for _, h := range hosts {
-			r.mu.Lock()
-			dead := r.failed[h]
-			r.mu.Unlock()
+			dead := r.hostFailed(h)
 			if !r.inLimit(h) || dead {
 				continue
 			}
@@ -281,9 +279,7 @@ func (r *Runner) lockHosts(ctx context.Context, hosts []string, plans map[string
 	}
 	conns := map[string]engine.Conn{}
 	for _, h := range hosts {
-		r.mu.Lock()
-		dead := r.failed[h]
-		r.mu.Unlock()
+		dead := r.hostFailed(h)
 		if dead {
 			continue
 		}
@@ -377,9 +373,7 @@ func (r *Runner) runTask(ctx context.Context, t *config.Task, only map[string]bo
 		if !r.inLimit(h) || (only != nil && !only[h]) {
 			continue
 		}
-		r.mu.Lock()
-		dead := r.failed[h]
-		r.mu.Unlock()
+		dead := r.hostFailed(h)
 		if dead {
 			continue
 		}
@@ -687,6 +681,13 @@ func firstLine(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+// hostFailed reports whether host h failed earlier in the run.
+func (r *Runner) hostFailed(h string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.failed[h]
 }
 
 func (r *Runner) markFailed(h string) {
