@@ -360,6 +360,9 @@ func converge(ctx context.Context, t *engine.Target, s *session, d Desired, time
 			top = s.c.topology(ctx)
 		}
 		plan, err := PlanSteps(top, d)
+		if IsTransient(err) {
+			top, plan, err = waitTransient(ctx, t, s, d, err)
+		}
 		if err != nil {
 			if round > 0 && IsRefusal(err) {
 				return engine.Outcome{}, fmt.Errorf("after %d rounds of changes: %w", round, err)
@@ -412,6 +415,31 @@ func converge(ctx context.Context, t *engine.Target, s *session, d Desired, time
 			return engine.Outcome{Summary: summary(top, &Plan{Create: created}, d, len(t.Changes())), Outputs: outputs(top)}, nil
 		}
 	}
+}
+
+// transientWait bounds how long converge observes again a cluster it would refuse to touch only
+// for states Redis leaves by itself; Redis needs about a second (its next cluster message).
+const transientWait = 15 * time.Second
+
+// waitTransient observes the cluster again until the planner no longer refuses it for a state
+// Redis leaves by itself (RefusalError.Transient), for at most transientWait; then the refusal
+// stands. Nothing changes while it waits.
+func waitTransient(ctx context.Context, t *engine.Target, s *session, d Desired, refusal error) (*Topology, *Plan, error) {
+	var top *Topology
+	var plan *Plan
+	err := refusal
+	perr := t.Poll(ctx, "the cluster to settle", 100*time.Millisecond, transientWait, func(ctx context.Context) (bool, error) {
+		top = s.c.topology(ctx)
+		plan, err = PlanSteps(top, d)
+		return !IsTransient(err), nil
+	})
+	if perr != nil {
+		if ctx.Err() != nil {
+			return nil, nil, fmt.Errorf("%w (while it waited for the cluster to settle: %v)", refusal, ctx.Err())
+		}
+		return nil, nil, fmt.Errorf("%w (unchanged after %s of waiting)", err, transientWait)
+	}
+	return top, plan, err
 }
 
 // waitSettled waits until the cluster settles after a round of changes: converged (true), or the

@@ -83,6 +83,10 @@ type Plan struct {
 // RefusalError is returned when the planner refuses to touch the cluster. Nothing has changed.
 type RefusalError struct {
 	Reasons []string
+	// Transient is set when every reason is a state Redis leaves by itself within moments, such
+	// as an old master back from a restart that has not yet heard that its slots moved on:
+	// observing the cluster again shortly may find nothing to refuse.
+	Transient bool
 }
 
 func (e *RefusalError) Error() string {
@@ -93,6 +97,12 @@ func (e *RefusalError) Error() string {
 func IsRefusal(err error) bool {
 	var r *RefusalError
 	return errors.As(err, &r)
+}
+
+// IsTransient reports whether err is a RefusalError whose reasons Redis resolves by itself.
+func IsTransient(err error) bool {
+	var r *RefusalError
+	return errors.As(err, &r) && r.Transient
 }
 
 // PlanSteps computes the steps that take the observed topology to the desired one. It is pure: the
@@ -286,6 +296,7 @@ func planConverge(top *Topology, d Desired, refuse []string) (*Plan, error) {
 		owner[id] = true
 	}
 	var free []int
+	var pending []string // reasons Redis resolves by itself
 	for _, id := range top.IDs {
 		m := top.Members[id]
 		if !m.Live {
@@ -294,15 +305,19 @@ func planConverge(top *Topology, d Desired, refuse []string) (*Plan, error) {
 		switch {
 		case m.Master && !owner[id]:
 			if k := top.Obs[m.Inst].Keys; k > 0 {
-				refuse = append(refuse, fmt.Sprintf("%s is a master without slots but holds %d keys", insts[m.Inst].Name(), k))
+				if claim := staleClaim(top, m.Inst); claim != "" {
+					pending = append(pending, fmt.Sprintf("%s (it holds %d keys)", claim, k))
+				} else {
+					refuse = append(refuse, fmt.Sprintf("%s is a master without slots but holds %d keys", insts[m.Inst].Name(), k))
+				}
 			}
 			free = append(free, m.Inst)
 		case !m.Master && !owner[m.MasterID]:
 			free = append(free, m.Inst)
 		}
 	}
-	if len(refuse) > 0 {
-		return nil, &RefusalError{Reasons: refuse}
+	if len(refuse)+len(pending) > 0 {
+		return nil, &RefusalError{Reasons: append(refuse, pending...), Transient: len(refuse) == 0}
 	}
 	p := &Plan{Skipped: skipped}
 	for _, id := range masters {
@@ -491,6 +506,45 @@ func compactNames(insts []Instance, idx []int) string {
 		out = append(out, h+":"+strings.Join(ports[h], ","))
 	}
 	return strings.Join(out, " ")
+}
+
+// staleClaim describes instance i, a master the cluster counts without slots, when its own view
+// still claims slots that other masters took over with a newer config epoch: an old master back
+// from a restart before it heard of the failover. Redis resolves that by itself (the owner's
+// UPDATE message makes it give the slots up, and a replica of their owner). "" when i claims no
+// slot.
+func staleClaim(top *Topology, i int) string {
+	me := top.Obs[i].Myself()
+	if me == nil || len(me.Slots) == 0 {
+		return ""
+	}
+	var owners []string
+	seen := map[string]bool{}
+	epoch := int64(-1)
+	for _, r := range me.Slots {
+		for s := r.Start; s <= r.End; s++ {
+			id := top.Owner(s)
+			if id == "" || id == me.ID || seen[id] {
+				continue
+			}
+			seen[id] = true
+			owners = append(owners, top.Name(id))
+			if m := top.Members[id]; m != nil && m.Inst >= 0 {
+				if o := top.Obs[m.Inst].Myself(); o != nil && o.ConfigEpoch > epoch {
+					epoch = o.ConfigEpoch
+				}
+			}
+		}
+	}
+	if len(owners) == 0 {
+		return ""
+	}
+	newer := "with a newer epoch"
+	if epoch > me.ConfigEpoch {
+		newer = fmt.Sprintf("with a newer epoch (%d > %d)", epoch, me.ConfigEpoch)
+	}
+	return fmt.Sprintf("%s still claims slots %s, which %s took over %s", top.Instances[i].Name(),
+		FormatRanges(me.Slots), strings.Join(owners, ", "), newer)
 }
 
 // Health lists why the cluster is not (yet) in its converged state: every declared instance a live

@@ -39,6 +39,9 @@ type world struct {
 	linkDown map[string]bool
 	// sample is the slots of the keys sampled from a node (nil: not sampled).
 	sample map[string][]int
+	// self is how a node describes itself when it differs from what the others say of it, e.g.
+	// an old master back from a restart that has not yet learned its slots moved on.
+	self map[string]fnode
 }
 
 // histID is the master_replid of the fixture shard whose first master is named name.
@@ -73,6 +76,9 @@ func (w world) observations(t testing.TB) []Observation {
 		o.ClusterInfo = map[string]string{"cluster_state": "ok"}
 		var text strings.Builder
 		line := func(n fnode, myself bool) {
+			if own, ok := w.self[n.name]; ok && myself {
+				n = own
+			}
 			addr := fmt.Sprintf("%s:%d@%d", w.insts[n.inst].IP, w.insts[n.inst].Port, w.insts[n.inst].Port+10000)
 			flags := "master"
 			master := "-"
@@ -195,6 +201,7 @@ func TestPlanSteps(t *testing.T) {
 		d       Desired
 		want    []string // step summaries, or
 		refusal string   // a refusal containing this
+		wait    bool     // the refusal is one Redis resolves by itself (RefusalError.Transient)
 		blocked int
 	}{
 		{
@@ -353,6 +360,47 @@ func TestPlanSteps(t *testing.T) {
 			},
 		},
 		{
+			// node3 came back with its disk after c1 took its slots, and node3:6379 has not yet
+			// heard of it: Redis makes it a replica of c1 at the next message it gets (UPDATE).
+			name: "node3 back intact, its old master not yet told of the failover: wait",
+			w: world{nodes: edit(afterNode3Failover(), func(n *fnode) {
+				n.flags, n.gone = "", false
+				if n.name == "C" {
+					n.master = ""
+				}
+			}), keys: map[int]int64{6: 3511},
+				self: map[string]fnode{"C": {name: "C", inst: 6, slots: "10923-16383", epoch: 3}}},
+			d:       Desired{Replicas: 2},
+			refusal: "node3:6379 still claims slots 10923-16383, which node1:6380 took over with a newer epoch (4 > 3)",
+			wait:    true,
+		},
+		{
+			name: "refused: a master without slots holds keys",
+			w: world{nodes: edit(afterNode3Failover(), func(n *fnode) {
+				n.flags, n.gone = "", false
+				if n.name == "C" {
+					n.master = ""
+				}
+			}), keys: map[int]int64{6: 3511}},
+			d:       Desired{Replicas: 2},
+			refusal: "node3:6379 is a master without slots but holds 3511 keys",
+		},
+		{
+			name: "refused: a stale claim beside a lasting reason",
+			w: world{nodes: edit(afterNode3Failover(), func(n *fnode) {
+				n.flags, n.gone = "", false
+				switch n.name {
+				case "C":
+					n.master = ""
+				case "A":
+					n.slots += " [5461-<-" + nid("B") + "]"
+				}
+			}), keys: map[int]int64{6: 3511},
+				self: map[string]fnode{"C": {name: "C", inst: 6, slots: "10923-16383", epoch: 3}}},
+			d:       Desired{Replicas: 2},
+			refusal: "node3:6379 still claims slots 10923-16383",
+		},
+		{
 			name:    "refused: a new instance holds keys",
 			w:       world{nodes: afterNode3Failover(), fresh: []int{6, 7, 8}, keys: map[int]int64{7: 3}},
 			d:       Desired{Replicas: 2},
@@ -373,6 +421,9 @@ func TestPlanSteps(t *testing.T) {
 			if tt.refusal != "" {
 				if err == nil || !IsRefusal(err) || !strings.Contains(err.Error(), tt.refusal) {
 					t.Fatalf("got %v, want a refusal with %q", err, tt.refusal)
+				}
+				if got := IsTransient(err); got != tt.wait {
+					t.Errorf("transient %v, want %v: %v", got, tt.wait, err)
 				}
 				return
 			}
