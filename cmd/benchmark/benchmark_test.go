@@ -83,6 +83,25 @@ func TestParseRecap(t *testing.T) {
 	}
 }
 
+func TestChangedResults(t *testing.T) {
+	tests := []struct {
+		out, want string
+	}{
+		{`{"type":"result","task":"a","host":"node1","status":"ok","summary":"fine"}
+{"type":"result","task":"redis_rolling_restart","host":"node1","status":"changed","summary":"restarted 2 instances"}
+not json
+{"type":"result","task":"redis_start[b]","host":"node7","status":"changed","summary":"started redis-cluster@b"}
+{"type":"recap","changed":2}
+`, "node1 redis_rolling_restart: restarted 2 instances; node7 redis_start[b]: started redis-cluster@b"},
+		{`{"type":"recap","changed":0}`, "no changed result in the output"},
+	}
+	for _, tt := range tests {
+		if got := changedResults(tt.out); got != tt.want {
+			t.Errorf("changedResults(%q) = %q, want %q", tt.out, got, tt.want)
+		}
+	}
+}
+
 func TestAnsibleChanged(t *testing.T) {
 	tests := []struct {
 		out  string

@@ -272,7 +272,7 @@ func (b *bench) runbookChain(ctx context.Context, round int) ([]Sample, error) {
 		return out, fmt.Errorf("no-op apply: %w", err)
 	}
 	if rc.Changed != 0 {
-		return out, fmt.Errorf("no-op apply changed %d", rc.Changed)
+		return out, fmt.Errorf("no-op apply changed %d: %s", rc.Changed, changedResults(p.output))
 	}
 	out = append(out, b.sample(toolRunbook, opNoop, round, p))
 
@@ -287,7 +287,7 @@ func (b *bench) runbookChain(ctx context.Context, round int) ([]Sample, error) {
 			return out, fmt.Errorf("re-run with --persist: %w", err)
 		}
 		if rc.Changed != 0 {
-			return out, fmt.Errorf("re-run with --persist changed %d", rc.Changed)
+			return out, fmt.Errorf("re-run with --persist changed %d: %s", rc.Changed, changedResults(p.output))
 		}
 		out = append(out, b.sample(toolRunbook, op, round, p))
 	}
@@ -612,6 +612,26 @@ func parseRecap(out string) (recap, error) {
 		return rc, fmt.Errorf("no recap in runbook output:\n%s", lastLines(out, 15))
 	}
 	return rc, nil
+}
+
+// changedResults names the changed results of runbook's --json output, "host task: summary"
+// each, so that a re-run expected to change nothing says what it changed.
+func changedResults(out string) string {
+	var parts []string
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var r struct {
+			Type, Task, Host, Status, Summary string
+		}
+		if json.Unmarshal(sc.Bytes(), &r) == nil && r.Type == "result" && r.Status == "changed" {
+			parts = append(parts, fmt.Sprintf("%s %s: %s", r.Host, r.Task, r.Summary))
+		}
+	}
+	if len(parts) == 0 {
+		return "no changed result in the output"
+	}
+	return strings.Join(parts, "; ")
 }
 
 var changedRe = regexp.MustCompile(`\bchanged=(\d+)`)
