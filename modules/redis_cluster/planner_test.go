@@ -179,6 +179,17 @@ func afterNode3Failover() []fnode {
 	})
 }
 
+// oldMasterBack: node3 came back with its disk after the failover of afterNode3Failover; C
+// (node3:6379) is, for the others, a master without slots.
+func oldMasterBack() []fnode {
+	return edit(afterNode3Failover(), func(n *fnode) {
+		n.flags, n.gone = "", false
+		if n.name == "C" {
+			n.master = ""
+		}
+	})
+}
+
 // drainedNode2: B (node2:6379) handed its slots to b1 (node1:6381) and follows it.
 func drainedNode2() []fnode {
 	return edit(healthy3x3(), func(n *fnode) {
@@ -363,36 +374,22 @@ func TestPlanSteps(t *testing.T) {
 			// node3 came back with its disk after c1 took its slots, and node3:6379 has not yet
 			// heard of it: Redis makes it a replica of c1 at the next message it gets (UPDATE).
 			name: "node3 back intact, its old master not yet told of the failover: wait",
-			w: world{nodes: edit(afterNode3Failover(), func(n *fnode) {
-				n.flags, n.gone = "", false
-				if n.name == "C" {
-					n.master = ""
-				}
-			}), keys: map[int]int64{6: 3511},
+			w: world{nodes: oldMasterBack(), keys: map[int]int64{6: 3511},
 				self: map[string]fnode{"C": {name: "C", inst: 6, slots: "10923-16383", epoch: 3}}},
 			d:       Desired{Replicas: 2},
 			refusal: "node3:6379 still claims slots 10923-16383, which node1:6380 took over with a newer epoch (4 > 3)",
 			wait:    true,
 		},
 		{
-			name: "refused: a master without slots holds keys",
-			w: world{nodes: edit(afterNode3Failover(), func(n *fnode) {
-				n.flags, n.gone = "", false
-				if n.name == "C" {
-					n.master = ""
-				}
-			}), keys: map[int]int64{6: 3511}},
+			name:    "refused: a master without slots holds keys",
+			w:       world{nodes: oldMasterBack(), keys: map[int]int64{6: 3511}},
 			d:       Desired{Replicas: 2},
 			refusal: "node3:6379 is a master without slots but holds 3511 keys",
 		},
 		{
 			name: "refused: a stale claim beside a lasting reason",
-			w: world{nodes: edit(afterNode3Failover(), func(n *fnode) {
-				n.flags, n.gone = "", false
-				switch n.name {
-				case "C":
-					n.master = ""
-				case "A":
+			w: world{nodes: edit(oldMasterBack(), func(n *fnode) {
+				if n.name == "A" {
 					n.slots += " [5461-<-" + nid("B") + "]"
 				}
 			}), keys: map[int]int64{6: 3511},
