@@ -414,3 +414,73 @@ func TestStartCommandShell(t *testing.T) {
 		})
 	}
 }
+
+// TestPidfileWaitPrograms: while start waits for a daemon's pidfile, bash starts one sleep(1)
+// for the whole wait, whose streams are not the session's (the session must end when the
+// command does); other shells start one per 25 ms turn. Either way the wait ends once the
+// pidfile is written, and at once when it is already there.
+func TestPidfileWaitPrograms(t *testing.T) {
+	realSleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip("no sleep(1)")
+	}
+	for _, sh := range shells(t) {
+		t.Run(sh, func(t *testing.T) {
+			dir := t.TempDir()
+			bin := filepath.Join(dir, "bin")
+			if err := os.Mkdir(bin, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			calls := filepath.Join(dir, "calls")
+			// a sleep(1) that notes each call and where its standard input and error go
+			wrapper := "#!/bin/sh\nprintf '%s %s\\n' \"$(readlink /proc/$$/fd/0)\" \"$(readlink /proc/$$/fd/2)\" >> " +
+				calls + "\nexec " + realSleep + " \"$@\"\n"
+			if err := os.WriteFile(filepath.Join(bin, "sleep"), []byte(wrapper), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			pidfile := filepath.Join(dir, "d.pid")
+			// the daemon writes its pidfile after 200 ms: the wait takes several turns
+			script := "( " + realSleep + " 0.2; echo 42 > " + pidfile + " ) & " + pidfileWait(pidfile) + "; cat " + pidfile
+			cmd := exec.Command(sh, "-c", script)
+			cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+			out, err := cmd.Output()
+			if err != nil || strings.TrimSpace(string(out)) != "42" {
+				t.Fatalf("wait: %v, output %q; want the pidfile's 42", err, out)
+			}
+			data, _ := os.ReadFile(calls)
+			lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+			isBash := strings.Contains(mustOutput(t, sh, "-c", "echo ${BASH_VERSION-}"), ".")
+			switch {
+			case isBash && len(lines) != 1:
+				t.Errorf("bash started sleep %d times, want once:\n%s", len(lines), data)
+			case isBash && lines[0] != "/dev/null /dev/null":
+				t.Errorf("bash's sleep has stdin and stderr %q, want /dev/null both: it would hold the session open", lines[0])
+			case !isBash && len(lines) < 2:
+				t.Errorf("%s started sleep %d times, want one per turn (the pidfile comes after 200 ms)", sh, len(lines))
+			}
+
+			// already there: no wait, no program
+			if err := os.Remove(calls); err != nil {
+				t.Fatal(err)
+			}
+			cmd = exec.Command(sh, "-c", pidfileWait(pidfile)+"; cat "+pidfile)
+			cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+			if out, err := cmd.Output(); err != nil || strings.TrimSpace(string(out)) != "42" {
+				t.Fatalf("wait with the pidfile there: %v, %q", err, out)
+			}
+			if _, err := os.Stat(calls); err == nil {
+				t.Errorf("sleep started although the pidfile was there")
+			}
+		})
+	}
+}
+
+// mustOutput runs a command and returns its standard output.
+func mustOutput(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).Output()
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return string(out)
+}
