@@ -358,21 +358,8 @@ func (m *Service) StartCommand() string {
 	if m.Pidfile == "" {
 		return cmd
 	}
-	return cmd + "\n" + pidfileWait(m.Pidfile) + "\n" + m.processProbe()
-}
-
-// pidfileWait is the shell loop that waits up to about half a second, in 25 ms turns, until
-// pidfile is not empty. Under bash each turn is read -t on a pipe nothing writes to (one
-// sleep(1) holds it open for all turns; eval keeps the process substitution from other shells'
-// parsers), so a turn starts no program; a daemon that takes 300 ms to write its pidfile on a
-// busy host would otherwise cost 12 sleep(1) processes. Other shells run sleep with a fraction
-// (GNU's and BusyBox's; where it fails, the loop ends at once).
-func pidfileWait(pidfile string) string {
-	pf := engine.ShellQuote(pidfile)
-	return `[ -s ` + pf + ` ] || { n=0; ` +
-		`if [ -n "${BASH_VERSION-}" ] && eval 'exec 7< <(exec sleep 1 </dev/null 2>/dev/null)' 2>/dev/null; then ` +
-		`while [ ! -s ` + pf + ` ] && [ $n -lt 20 ]; do read -r -t 0.025 -u 7 _; n=$((n+1)); done; exec 7<&-; ` +
-		`else while [ ! -s ` + pf + ` ] && [ $n -lt 20 ]; do sleep 0.025 2>/dev/null || break; n=$((n+1)); done; fi; }`
+	// sleep with a fraction is GNU's and BusyBox's; where it fails the loop ends at once.
+	return cmd + "\n" + `n=0; while [ ! -s ` + engine.ShellQuote(m.Pidfile) + ` ] && [ $n -lt 20 ]; do sleep 0.025 2>/dev/null || break; n=$((n+1)); done` + "\n" + m.processProbe()
 }
 
 // start runs the start command and waits until the pidfile names a live, matching process.
