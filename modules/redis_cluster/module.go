@@ -361,7 +361,7 @@ func converge(ctx context.Context, t *engine.Target, s *session, d Desired, time
 		}
 		plan, err := PlanSteps(top, d)
 		if IsTransient(err) {
-			top, plan, err = waitTransient(ctx, t, s, d, err)
+			top, plan, err = waitTransient(ctx, t, s, d, top, err)
 		}
 		if err != nil {
 			if round > 0 && IsRefusal(err) {
@@ -423,9 +423,9 @@ const transientWait = 15 * time.Second
 
 // waitTransient observes the cluster again until the planner no longer refuses it for a state
 // Redis leaves by itself (RefusalError.Transient), for at most transientWait; then the refusal
-// stands. Nothing changes while it waits.
-func waitTransient(ctx context.Context, t *engine.Target, s *session, d Desired, refusal error) (*Topology, *Plan, error) {
-	var top *Topology
+// stands. Nothing changes while it waits. It returns the last topology it observed (top when none),
+// also with an error.
+func waitTransient(ctx context.Context, t *engine.Target, s *session, d Desired, top *Topology, refusal error) (*Topology, *Plan, error) {
 	var plan *Plan
 	err := refusal
 	perr := t.Poll(ctx, "the cluster to settle", 100*time.Millisecond, transientWait, func(ctx context.Context) (bool, error) {
@@ -435,9 +435,9 @@ func waitTransient(ctx context.Context, t *engine.Target, s *session, d Desired,
 	})
 	if perr != nil {
 		if ctx.Err() != nil {
-			return nil, nil, fmt.Errorf("%w (while it waited for the cluster to settle: %v)", refusal, ctx.Err())
+			return top, nil, fmt.Errorf("%w (while it waited for the cluster to settle: %v)", refusal, ctx.Err())
 		}
-		return nil, nil, fmt.Errorf("%w (unchanged after %s of waiting)", err, transientWait)
+		return top, nil, fmt.Errorf("%w (unchanged after %s of waiting)", err, transientWait)
 	}
 	return top, plan, err
 }
