@@ -422,8 +422,7 @@ func (r *Runner) planProbes(hosts []string) map[string]*hostProbes {
 	plans := map[string]*hostProbes{}
 	for _, h := range hosts {
 		cmds := probes[h]
-		dead := r.hostFailed(h)
-		if len(cmds) < 2 || dead {
+		if len(cmds) < 2 || r.hostFailed(h) {
 			continue
 		}
 		var tb [8]byte
@@ -453,8 +452,7 @@ func (r *Runner) planHostProbes(t *config.Task, add func(h, cmd string, scope pr
 		return
 	}
 	for _, h := range ths {
-		dead := r.hostFailed(h)
-		if !r.inLimit(h) || dead {
+		if !r.inLimit(h) || r.hostFailed(h) {
 			continue
 		}
 		insts, err, d := r.pb.Expand(t, h, r.taskOutputs(t))

@@ -224,8 +224,7 @@ func (r *Runner) Run(ctx context.Context) (*Recap, error) {
 		t, _ := r.pb.Task(name)
 		hosts, _ := r.pb.TaskHosts(t)
 		for _, h := range hosts {
-			dead := r.hostFailed(h)
-			if !r.inLimit(h) || dead {
+			if !r.inLimit(h) || r.hostFailed(h) {
 				continue
 			}
 			r.result(name, h, StatusSkipped, fmt.Sprintf("not run: it depends on task %q, which failed", cause), nil, 0)
@@ -279,8 +278,7 @@ func (r *Runner) lockHosts(ctx context.Context, hosts []string, plans map[string
 	}
 	conns := map[string]engine.Conn{}
 	for _, h := range hosts {
-		dead := r.hostFailed(h)
-		if dead {
+		if r.hostFailed(h) {
 			continue
 		}
 		if c, err := r.pool.Conn(ctx, h); err == nil {
@@ -373,8 +371,7 @@ func (r *Runner) runTask(ctx context.Context, t *config.Task, only map[string]bo
 		if !r.inLimit(h) || (only != nil && !only[h]) {
 			continue
 		}
-		dead := r.hostFailed(h)
-		if dead {
+		if r.hostFailed(h) {
 			continue
 		}
 		run = append(run, h)
