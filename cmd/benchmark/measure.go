@@ -595,19 +595,16 @@ func (b *bench) runFloor(ctx context.Context) (procResult, error) {
 // parseRecap finds the recap line in runbook's JSON lines.
 func parseRecap(out string) (recap, error) {
 	var rc recap
-	sc := bufio.NewScanner(strings.NewReader(out))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	found := false
-	for sc.Scan() {
-		line := sc.Bytes()
+	eachLine(out, func(line []byte) {
 		if !bytes.Contains(line, []byte(`"recap"`)) {
-			continue
+			return
 		}
 		var r recap
 		if err := json.Unmarshal(line, &r); err == nil && r.Type == "recap" {
 			rc, found = r, true
 		}
-	}
+	})
 	if !found {
 		return rc, fmt.Errorf("no recap in runbook output:\n%s", lastLines(out, 15))
 	}
@@ -618,20 +615,27 @@ func parseRecap(out string) (recap, error) {
 // each, so that a re-run expected to change nothing says what it changed.
 func changedResults(out string) string {
 	var parts []string
-	sc := bufio.NewScanner(strings.NewReader(out))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
+	eachLine(out, func(line []byte) {
 		var r struct {
 			Type, Task, Host, Status, Summary string
 		}
-		if json.Unmarshal(sc.Bytes(), &r) == nil && r.Type == "result" && r.Status == "changed" {
+		if json.Unmarshal(line, &r) == nil && r.Type == "result" && r.Status == "changed" {
 			parts = append(parts, fmt.Sprintf("%s %s: %s", r.Host, r.Task, r.Summary))
 		}
-	}
+	})
 	if len(parts) == 0 {
 		return "no changed result in the output"
 	}
 	return strings.Join(parts, "; ")
+}
+
+// eachLine calls fn with every line of out (runbook's --json output: a line may be long).
+func eachLine(out string, fn func(line []byte)) {
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		fn(sc.Bytes())
+	}
 }
 
 var changedRe = regexp.MustCompile(`\bchanged=(\d+)`)
