@@ -213,11 +213,16 @@ func (s *Server) start() error {
 	s.cmd, s.exited = cmd, make(chan struct{})
 	go func(exited chan struct{}) { cmd.Wait(); close(exited) }(s.exited)
 
-	want := fmt.Sprintf("Server listening on %s port %d", s.Listen[len(s.Listen)-1], s.Port)
+	// sshd binds its addresses in an order of its own (OpenSSH: the last listed first) and logs
+	// each once it listens: wait for every one of them.
+	var want []string
+	for _, a := range s.Listen {
+		want = append(want, fmt.Sprintf("Server listening on %s port %d.", a, s.Port))
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		data, _ := os.ReadFile(logFile)
-		if strings.Contains(string(data), want) {
+		if containsAll(string(data), want) {
 			break
 		}
 		select {
@@ -230,6 +235,16 @@ func (s *Server) start() error {
 		}
 	}
 	return nil
+}
+
+// containsAll reports whether s contains every one of subs.
+func containsAll(s string, subs []string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
 }
 
 // Log returns everything every start of this sshd has logged.
