@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -189,29 +190,50 @@ func (t *Target) Progress(format string, args ...any) {
 	t.rep.Progress(t.host.Name, t.task, t.secrets.Redact(fmt.Sprintf(format, args...)))
 }
 
+// NotYetError is what a Poll condition returns to say "not yet, and here is why": Poll waits on,
+// and names the last reason when its time runs out.
+type NotYetError struct{ Reason string }
+
+// Error returns the reason.
+func (e *NotYetError) Error() string { return e.Reason }
+
+// NotYet returns a *NotYetError whose reason is formatted as by fmt.Sprintf.
+func NotYet(format string, args ...any) error {
+	return &NotYetError{Reason: fmt.Sprintf(format, args...)}
+}
+
 // Poll calls cond every interval until it returns true, an error, or ctx/timeout ends. While it
-// waits it shows what as progress. It is the one way modules wait for a condition.
+// waits it shows what as progress. A condition that returns a *NotYetError (see NotYet) is not
+// met yet: Poll waits on and, if its time runs out, says what the last such reason was. It is the
+// one way modules wait for a condition.
 func (t *Target) Poll(ctx context.Context, what string, interval, timeout time.Duration, cond func(ctx context.Context) (bool, error)) error {
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
 	defer t.Progress("")
+	var notYet *NotYetError // the condition's last reason for not being met
 	for {
 		ok, err := cond(ctx)
-		if err != nil {
+		var ny *NotYetError
+		switch {
+		case errors.As(err, &ny):
+			notYet, ok = ny, false
+		case err != nil:
 			if ctx.Err() != nil && parent.Err() == nil {
 				// the condition failed only because this wait's own time ran out
 				return fmt.Errorf("timed out after %s waiting for %s (last: %v)", timeout, what, err)
 			}
 			return err
-		}
-		if ok {
+		case ok:
 			return nil
 		}
 		t.Progress("waiting for %s (%.1fs)", what, time.Since(start).Seconds())
 		select {
 		case <-ctx.Done():
+			if notYet != nil && parent.Err() == nil {
+				return fmt.Errorf("timed out after %s waiting for %s (last: %v)", timeout, what, notYet)
+			}
 			return fmt.Errorf("timed out after %s waiting for %s", timeout, what)
 		case <-time.After(interval):
 		}

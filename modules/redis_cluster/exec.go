@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/runbook/runbook/engine"
@@ -104,27 +103,34 @@ func (e *executor) nodeSeenBy(ctx context.Context, i int, id string) (*Node, err
 	return nil, nil
 }
 
-// votersKnow reports whether the master masterID and every other live master with slots see node
-// id as a replica of masterID.
-func (e *executor) votersKnow(ctx context.Context, id, masterID string) bool {
+// votersKnow returns nil when the master masterID and every other live master with slots see
+// node id as a replica of masterID, and otherwise a *engine.NotYetError naming a master that does
+// not yet.
+func (e *executor) votersKnow(ctx context.Context, id, masterID string) error {
 	var voters []int
 	for _, m := range e.top.Members {
 		if m.Inst >= 0 && m.Live && !m.Dead && m.Master && (len(m.Slots) > 0 || m.ID == masterID) {
 			voters = append(voters, m.Inst)
 		}
 	}
-	ok := true
-	var mu sync.Mutex
-	_ = parallel(voters, func(i int) error {
+	err := parallel(voters, func(i int) error {
 		n, err := e.nodeSeenBy(ctx, i, id)
-		if err != nil || n == nil || n.MasterID != masterID || n.IsMaster() {
-			mu.Lock()
-			ok = false
-			mu.Unlock()
+		switch {
+		case err != nil:
+			return err
+		case n == nil:
+			return fmt.Errorf("%s does not know %s yet", e.name(i), shortID(id))
+		case n.IsMaster():
+			return fmt.Errorf("%s still sees %s as a master", e.name(i), shortID(id))
+		case n.MasterID != masterID:
+			return fmt.Errorf("%s sees %s as a replica of %s, not of %s", e.name(i), shortID(id), shortID(n.MasterID), shortID(masterID))
 		}
 		return nil
 	})
-	return ok
+	if err != nil {
+		return engine.NotYet("%v", err)
+	}
+	return nil
 }
 
 func (e *executor) myself(ctx context.Context, i int) (*Node, error) {
@@ -211,21 +217,27 @@ func (e *executor) failover(ctx context.Context, s Step) error {
 		func(ctx context.Context) (bool, error) {
 			repl, err := e.c.text(ctx, s.Inst, "INFO", "replication")
 			if err != nil {
-				return false, nil
+				return false, engine.NotYet("%v", err)
 			}
 			me, err := e.myself(ctx, s.Inst)
 			if err != nil {
-				return false, nil
+				return false, engine.NotYet("%v", err)
 			}
-			if ParseInfo(repl)["master_link_status"] != "up" || me.MasterID != s.NodeID {
-				return false, nil
+			switch {
+			case me.IsMaster():
+				return false, engine.NotYet("%s is a master, not a replica of %s", e.name(s.Inst), shortID(s.NodeID))
+			case me.MasterID != s.NodeID:
+				return false, engine.NotYet("%s replicates %s, not %s", e.name(s.Inst), shortID(me.MasterID), shortID(s.NodeID))
+			}
+			if link := ParseInfo(repl)["master_link_status"]; link != "up" {
+				return false, engine.NotYet("%s: master_link_status:%s", e.name(s.Inst), link)
 			}
 			// The master ignores a manual failover request from a node it does not yet know
 			// as its replica, and every other master denies its vote ("I don't know its
 			// master", "it is a master node") until gossip told it the same; a denied election
 			// only expires after seconds. Ask only once every voter knows.
-			if !e.votersKnow(ctx, me.ID, s.NodeID) {
-				return false, nil
+			if err := e.votersKnow(ctx, me.ID, s.NodeID); err != nil {
+				return false, err
 			}
 			// The replica must hold its shard's keys and no other's (a full sync loaded from the
 			// wrong file would not show in the link status); until it does, wait.
@@ -244,7 +256,7 @@ func (e *executor) failover(ctx context.Context, s Step) error {
 			// refuses then, so wait and retry.
 			_, err = e.c.do(ctx, s.Inst, "CLUSTER", "FAILOVER")
 			if err != nil && strings.Contains(err.Error(), "Master is down") {
-				return false, nil
+				return false, engine.NotYet("%v", err)
 			}
 			return true, err
 		}); err != nil {

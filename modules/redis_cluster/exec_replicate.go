@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/runbook/runbook/engine"
 )
 
 // retryReplicate reports whether CLUSTER REPLICATE's err says to try again: the instance does not
@@ -28,18 +30,12 @@ func retryReplicate(err error) bool {
 // short round trip per try instead of reading CLUSTER NODES, which many steps at once would make
 // the instances answer while they are busy meeting. Any other refusal ends the step at once.
 func (e *executor) replicate(ctx context.Context, s Step) error {
-	var last error
-	err := e.t.Poll(ctx, fmt.Sprintf("%s to learn of %s", e.name(s.Inst), shortID(s.NodeID)), pollInterval, e.stepTimeout,
+	return e.t.Poll(ctx, fmt.Sprintf("%s to learn of %s", e.name(s.Inst), shortID(s.NodeID)), pollInterval, e.stepTimeout,
 		func(ctx context.Context) (bool, error) {
 			_, err := e.c.do(ctx, s.Inst, "CLUSTER", "REPLICATE", s.NodeID)
 			if err != nil && retryReplicate(err) && ctx.Err() == nil {
-				last = err
-				return false, nil
+				return false, engine.NotYet("%v", err)
 			}
 			return true, err
 		})
-	if err != nil && last != nil {
-		return fmt.Errorf("%w (last: %v)", err, last)
-	}
-	return err
 }
