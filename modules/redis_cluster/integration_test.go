@@ -686,3 +686,73 @@ func BenchmarkConvergeWipedHost(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// TestIntegrationCreateCutShort finishes a creation cut short by the loss of node3: node1's and
+// node2's instances met and their masters got their slots; node3:6379 got its slots and went
+// down before it met anyone (it comes back alone with them), or went down before it got them.
+func TestIntegrationCreateCutShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault scenario")
+	}
+	for k, tc := range []struct {
+		name     string
+		gotSlots bool
+		wantStep string // the summary of the first change, %[1]d standing for the first port
+	}{
+		{name: "node3 got its slots", gotSlots: true, wantStep: "node3:%[1]d meets the cluster through node1:%[1]d with its slots 10923-16383"},
+		{name: "node3 did not get its slots", wantStep: "add slots 10923-16383 to node3:%[1]d (no instance holds them and the cluster holds no keys: its creation was cut short)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base := 27300 + 10*k
+			l := newLab(t, 3, 3, base)
+			c := l.config(2)
+			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+			defer cancel()
+			cli := func(host string, port int, args ...string) string {
+				t.Helper()
+				out, err := exec.CommandContext(ctx, "redis-cli", append([]string{"-h", l.ips[host], "-p", strconv.Itoa(port)}, args...)...).CombinedOutput()
+				if err != nil || strings.HasPrefix(string(out), "ERR") {
+					t.Fatalf("redis-cli %s:%d %v: %v %s", host, port, args, err, out)
+				}
+				return string(out)
+			}
+			cli("node1", base, "CLUSTER", "ADDSLOTSRANGE", "0", "5460")
+			cli("node2", base, "CLUSTER", "ADDSLOTSRANGE", "5461", "10922")
+			if tc.gotSlots {
+				cli("node3", base, "CLUSTER", "ADDSLOTSRANGE", "10923", "16383")
+			}
+			for _, h := range []string{"node1", "node2"} {
+				for _, p := range l.ports {
+					if h != "node1" || p != base {
+						cli("node1", base, "CLUSTER", "MEET", l.ips[h], strconv.Itoa(p))
+					}
+				}
+			}
+			for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+				if n := strings.Count(cli("node2", base+2, "CLUSTER", "NODES"), "connected"); n == 6 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("node1's and node2's instances did not meet:\n%s", cli("node2", base+2, "CLUSTER", "NODES"))
+				}
+			}
+
+			changes, _, err := l.run(ctx, c, false)
+			if err != nil {
+				t.Fatalf("apply: %v", err)
+			}
+			if want := fmt.Sprintf(tc.wantStep, base); len(changes) == 0 || changes[0].Summary != want {
+				t.Errorf("changes %v, want %q first", changes, want)
+			}
+			l.assertPerfect(ctx, c)
+			if info := cli("node3", base+1, "CLUSTER", "INFO"); !strings.Contains(info, "cluster_state:ok") {
+				t.Fatalf("node3:%d: %s", base+1, info)
+			}
+			l.keys("write", "cutshort", 1000)
+			l.keys("check", "cutshort", 1000)
+			if changes, _, err := l.run(ctx, c, false); err != nil || len(changes) != 0 {
+				t.Fatalf("second apply: %v, changes %v", err, changes)
+			}
+		})
+	}
+}

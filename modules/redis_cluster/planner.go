@@ -3,6 +3,7 @@ package redis_cluster
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -244,12 +245,22 @@ func planConverge(top *Topology, d Desired, refuse []string) (*Plan, error) {
 	for _, i := range top.Foreign {
 		refuse = append(refuse, fmt.Sprintf("%s belongs to another cluster (it knows %d nodes, none of this cluster)", insts[i].Name(), len(top.Obs[i].Nodes)))
 	}
+	join, claimed := joinable(top)
 	for _, i := range top.Alone {
-		refuse = append(refuse, fmt.Sprintf("%s holds slots %s but is not part of the cluster", insts[i].Name(), FormatRanges(top.Obs[i].Myself().Slots)))
+		if !slices.Contains(join, i) {
+			refuse = append(refuse, fmt.Sprintf("%s holds slots %s but is not part of the cluster", insts[i].Name(), FormatRanges(top.Obs[i].Myself().Slots)))
+		}
 	}
 	refuse = append(refuse, top.Open...)
-	if u := top.Uncovered(); len(u) > 0 {
-		refuse = append(refuse, fmt.Sprintf("slots %s have no owner", FormatRanges(u)))
+	var claim *Step // gives slots no instance holds an owner, in a cluster without keys
+	if u := subtractRanges(top.Uncovered(), claimed); len(u) > 0 {
+		if st, ok := claimUncovered(top, u); ok && d.Mode != ModePrepare {
+			claim = &st
+		} else if d.Mode != ModePrepare || len(top.Unreachable) == 0 {
+			// In prepare mode an instance that is down may hold them: once it runs again,
+			// converge judges.
+			refuse = append(refuse, fmt.Sprintf("slots %s have no owner", FormatRanges(u)))
+		}
 	}
 	masters := top.Masters()
 	alive := 0
@@ -351,10 +362,21 @@ func planConverge(top *Topology, d Desired, refuse []string) (*Plan, error) {
 	if len(live) == 0 {
 		return nil, &RefusalError{Reasons: []string{"no live member of the cluster"}}
 	}
+	if claim != nil {
+		p.Steps = append(p.Steps, *claim)
+	}
+	for _, i := range join {
+		p.Steps = append(p.Steps, Step{Kind: StepMeet, Insts: []int{i}, Peer: live[0],
+			Summary: fmt.Sprintf("%s meets the cluster through %s with its slots %s", insts[i].Name(), insts[live[0]].Name(), FormatRanges(top.Obs[i].Myself().Slots))})
+	}
 	for _, i := range top.Fresh {
 		p.Steps = append(p.Steps, Step{Kind: StepMeet, Insts: []int{i}, Peer: live[0],
 			Summary: fmt.Sprintf("%s meets the cluster through %s", insts[i].Name(), insts[live[0]].Name())})
 		free = append(free, i)
+	}
+	if claim != nil || len(join) > 0 {
+		// The masters change: place the replicas once the new owners are members (next round).
+		return p, nil
 	}
 	sort.Ints(free)
 	// Project the shards after promotion and place.

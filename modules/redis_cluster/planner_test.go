@@ -39,6 +39,9 @@ type world struct {
 	linkDown map[string]bool
 	// sample is the slots of the keys sampled from a node (nil: not sampled).
 	sample map[string][]int
+	// alone maps an instance that knows only itself, a master, to the slots it holds (a creation
+	// cut short after its ADDSLOTS, before it met the others).
+	alone map[int]string
 	// self is how a node describes itself when it differs from what the others say of it, e.g.
 	// an old master back from a restart that has not yet learned its slots moved on.
 	self map[string]fnode
@@ -95,7 +98,10 @@ func (w world) observations(t testing.TB) []Observation {
 			}
 			fmt.Fprintf(&text, "%s %s %s %s 0 0 %d connected %s\n", nid(n.name), addr, flags, master, n.epoch, n.slots)
 		}
-		if has(w.fresh, i) {
+		if slots, ok := w.alone[i]; ok {
+			line(fnode{name: fmt.Sprintf("alone%d", i), inst: i, slots: slots, epoch: i + 1}, true)
+			o.Role = "master"
+		} else if has(w.fresh, i) {
 			line(fnode{name: fmt.Sprintf("new%d", i), inst: i}, true)
 			o.Role = "master"
 		} else if has(w.foreign, i) {
@@ -190,6 +196,17 @@ func oldMasterBack() []fnode {
 	})
 }
 
+// cutShort: the creation of healthy3x3 cut short by the loss of node3: node1's and node2's
+// instances met and node1:6379 and node2:6379 got their slots; node3's instances are not members.
+func cutShort() []fnode {
+	return []fnode{
+		{name: "A", inst: 0, slots: "0-5460", epoch: 1},
+		{name: "B", inst: 3, slots: "5461-10922", epoch: 4},
+		{name: "x1", inst: 1, epoch: 2}, {name: "x2", inst: 2, epoch: 3},
+		{name: "x4", inst: 4, epoch: 5}, {name: "x5", inst: 5, epoch: 6},
+	}
+}
+
 // drainedNode2: B (node2:6379) handed its slots to b1 (node1:6381) and follows it.
 func drainedNode2() []fnode {
 	return edit(healthy3x3(), func(n *fnode) {
@@ -282,6 +299,56 @@ func TestPlanSteps(t *testing.T) {
 			w:       world{nodes: afterNode3Failover(), down: []int{6, 7, 8}},
 			d:       Desired{Replicas: 2},
 			blocked: 3,
+		},
+		{
+			name: "creation cut short, node3 down: prepare leaves the slots without owner to converge",
+			w:    world{nodes: cutShort(), down: []int{6, 7, 8}},
+			d:    Desired{Replicas: 2, Mode: ModePrepare},
+		},
+		{
+			name:    "creation cut short, node3 down: converge refuses while nobody holds the slots",
+			w:       world{nodes: cutShort(), down: []int{6, 7, 8}},
+			d:       Desired{Replicas: 2},
+			refusal: "slots 10923-16383 have no owner",
+		},
+		{
+			name: "creation cut short after node3:6379 got its slots: node3's instances meet the cluster",
+			w:    world{nodes: cutShort(), alone: map[int]string{6: "10923-16383"}, fresh: []int{7, 8}},
+			d:    Desired{Replicas: 2},
+			want: []string{
+				"node3:6379 meets the cluster through node1:6379 with its slots 10923-16383",
+				"node3:6380 meets the cluster through node1:6379",
+				"node3:6381 meets the cluster through node1:6379",
+			},
+		},
+		{
+			name: "creation cut short before node3:6379 got its slots, no keys: a node3 instance gets them",
+			w:    world{nodes: cutShort(), fresh: []int{6, 7, 8}},
+			d:    Desired{Replicas: 2},
+			want: []string{
+				"add slots 10923-16383 to node3:6379 (no instance holds them and the cluster holds no keys: its creation was cut short)",
+				"node3:6379 meets the cluster through node1:6379",
+				"node3:6380 meets the cluster through node1:6379",
+				"node3:6381 meets the cluster through node1:6379",
+			},
+		},
+		{
+			name:    "slots without owner in a cluster with keys: refused",
+			w:       world{nodes: cutShort(), fresh: []int{6, 7, 8}, keys: map[int]int64{0: 5}},
+			d:       Desired{Replicas: 2},
+			refusal: "slots 10923-16383 have no owner",
+		},
+		{
+			name:    "an instance alone with slots a member owns: refused",
+			w:       world{nodes: cutShort(), alone: map[int]string{6: "0-100"}, fresh: []int{7, 8}},
+			d:       Desired{Replicas: 2},
+			refusal: "node3:6379 holds slots 0-100 but is not part of the cluster",
+		},
+		{
+			name:    "two instances alone with the same slots: refused",
+			w:       world{nodes: cutShort(), alone: map[int]string{6: "10923-16383", 7: "10923-16383"}, fresh: []int{8}},
+			d:       Desired{Replicas: 2},
+			refusal: "node3:6380 holds slots 10923-16383 but is not part of the cluster",
 		},
 		{
 			name: "node3 down before failover: prepare promotes the most up-to-date replica",
