@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -755,4 +756,69 @@ func TestIntegrationCreateCutShort(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestIntegrationStrangerMeetsAgain: an instance that knows the cluster while no member knows it
+// (it met a member that went down before telling the others, and came back without it) is met
+// into the cluster again; Redis never mends that by itself.
+func TestIntegrationStrangerMeetsAgain(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault scenario")
+	}
+	const base = 27400
+	l := newLab(t, 3, 3, base)
+	c := l.config(2)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	l.createCluster(ctx, c)
+	cli := func(host string, port int, args ...string) string {
+		t.Helper()
+		out, err := exec.CommandContext(ctx, "redis-cli", append([]string{"-h", l.ips[host], "-p", strconv.Itoa(port)}, args...)...).CombinedOutput()
+		if err != nil || strings.HasPrefix(string(out), "ERR") {
+			t.Fatalf("redis-cli %s:%d %v: %v %s", host, port, args, err, out)
+		}
+		return string(out)
+	}
+
+	// node3's third instance comes back as a new node that knows every member (its nodes.conf is
+	// node1's view, itself added) and that no member knows.
+	const host, port = "node3", base + 2
+	l.kill(host, port)
+	newID := strings.Repeat("5", 40)
+	var conf strings.Builder
+	for _, line := range strings.Split(strings.TrimSpace(cli("node1", base, "CLUSTER", "NODES")), "\n") {
+		if strings.Contains(line, fmt.Sprintf("%s:%d@", l.ips[host], port)) {
+			continue // its old node: the cluster fails and forgets it
+		}
+		conf.WriteString(strings.Replace(line, "myself,", "", 1) + "\n")
+	}
+	fmt.Fprintf(&conf, "%s %s:%d@%d myself,master - 0 0 0 connected\nvars currentEpoch 0 lastVoteEpoch 0\n", newID, l.ips[host], port, port+10000)
+	l.mu.Lock()
+	dir := l.dirs[l.key(host, port)]
+	l.mu.Unlock()
+	if err := os.WriteFile(filepath.Join(dir, "nodes.conf"), []byte(conf.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l.start(host, port, false)
+	if nodes := cli("node1", base, "CLUSTER", "NODES"); strings.Contains(nodes, newID) {
+		t.Fatalf("the cluster already knows the new node:\n%s", nodes)
+	}
+
+	changes, _, err := l.run(ctx, c, false)
+	if err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	want := fmt.Sprintf("%s:%d meets the cluster through node1:%d (it knows the cluster, the cluster does not know it)", host, port, base)
+	if !slices.ContainsFunc(changes, func(ch engine.Change) bool { return ch.Summary == want }) {
+		t.Errorf("changes %v, want %q among them", changes, want)
+	}
+	l.assertPerfect(ctx, c)
+	for _, h := range l.hosts {
+		for _, p := range l.ports {
+			if nodes := cli(h, p, "CLUSTER", "NODES"); !strings.Contains(nodes, newID) {
+				t.Errorf("%s:%d does not know the new node:\n%s", h, p, nodes)
+			}
+		}
+	}
+	l.keys("check", "before", 10000)
 }

@@ -362,20 +362,32 @@ func planConverge(top *Topology, d Desired, refuse []string) (*Plan, error) {
 	if len(live) == 0 {
 		return nil, &RefusalError{Reasons: []string{"no live member of the cluster"}}
 	}
+	peer := live[0] // a member the cluster knows, to meet it through
+	for _, i := range live {
+		if !slices.Contains(top.Strangers, i) {
+			peer = i
+			break
+		}
+	}
 	if claim != nil {
 		p.Steps = append(p.Steps, *claim)
 	}
+	for _, i := range top.Strangers {
+		p.Steps = append(p.Steps, Step{Kind: StepMeet, Insts: []int{i}, Peer: peer,
+			Summary: fmt.Sprintf("%s meets the cluster through %s (it knows the cluster, the cluster does not know it)", insts[i].Name(), insts[peer].Name())})
+	}
 	for _, i := range join {
-		p.Steps = append(p.Steps, Step{Kind: StepMeet, Insts: []int{i}, Peer: live[0],
-			Summary: fmt.Sprintf("%s meets the cluster through %s with its slots %s", insts[i].Name(), insts[live[0]].Name(), FormatRanges(top.Obs[i].Myself().Slots))})
+		p.Steps = append(p.Steps, Step{Kind: StepMeet, Insts: []int{i}, Peer: peer,
+			Summary: fmt.Sprintf("%s meets the cluster through %s with its slots %s", insts[i].Name(), insts[peer].Name(), FormatRanges(top.Obs[i].Myself().Slots))})
 	}
 	for _, i := range top.Fresh {
-		p.Steps = append(p.Steps, Step{Kind: StepMeet, Insts: []int{i}, Peer: live[0],
-			Summary: fmt.Sprintf("%s meets the cluster through %s", insts[i].Name(), insts[live[0]].Name())})
+		p.Steps = append(p.Steps, Step{Kind: StepMeet, Insts: []int{i}, Peer: peer,
+			Summary: fmt.Sprintf("%s meets the cluster through %s", insts[i].Name(), insts[peer].Name())})
 		free = append(free, i)
 	}
-	if claim != nil || len(join) > 0 {
-		// The masters change: place the replicas once the new owners are members (next round).
+	if claim != nil || len(join) > 0 || len(top.Strangers) > 0 {
+		// The masters change, or members are not yet known to all: place the replicas once
+		// every instance is a member the others know (next round).
 		return p, nil
 	}
 	sort.Ints(free)

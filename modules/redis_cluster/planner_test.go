@@ -39,6 +39,9 @@ type world struct {
 	linkDown map[string]bool
 	// sample is the slots of the keys sampled from a node (nil: not sampled).
 	sample map[string][]int
+	// unknown names nodes that know the others but that only one another know: an island that
+	// met a member which went down before it told the rest.
+	unknown map[string]bool
 	// alone maps an instance that knows only itself, a master, to the slots it holds (a creation
 	// cut short after its ADDSLOTS, before it met the others).
 	alone map[int]string
@@ -109,8 +112,15 @@ func (w world) observations(t testing.TB) []Observation {
 			fmt.Fprintf(&text, "%s 127.0.0.99:7000@17000 slave %s 0 0 1 connected\n", nid("stranger"), nid(fmt.Sprintf("own%d", i)))
 			o.Role = "master"
 		} else {
+			island := false // this instance's node is one of w.unknown
+			for _, n := range w.nodes {
+				island = island || n.inst == i && !n.gone && w.unknown[n.name]
+			}
 			for _, n := range w.nodes {
 				me := n.inst == i && !n.gone
+				if !me && w.unknown[n.name] && !island {
+					continue
+				}
 				line(n, me)
 				if me {
 					o.Role = map[bool]string{true: "master", false: "slave"}[n.master == ""]
@@ -349,6 +359,19 @@ func TestPlanSteps(t *testing.T) {
 			w:       world{nodes: cutShort(), alone: map[int]string{6: "10923-16383", 7: "10923-16383"}, fresh: []int{8}},
 			d:       Desired{Replicas: 2},
 			refusal: "node3:6380 holds slots 10923-16383 but is not part of the cluster",
+		},
+		{
+			name: "an island the cluster does not know meets it again, before anything else",
+			w: world{nodes: edit(healthy3x3(), func(n *fnode) {
+				if n.name == "c1" {
+					n.master = "" // met the cluster, not yet told to replicate
+				}
+			}), unknown: map[string]bool{"c1": true, "a1": true}},
+			d: Desired{Replicas: 2},
+			want: []string{
+				"node1:6380 meets the cluster through node1:6379 (it knows the cluster, the cluster does not know it)",
+				"node2:6380 meets the cluster through node1:6379 (it knows the cluster, the cluster does not know it)",
+			},
 		},
 		{
 			name: "node3 down before failover: prepare promotes the most up-to-date replica",

@@ -155,6 +155,9 @@ type Topology struct {
 	Foreign     []int
 	Disabled    []int
 	Unreachable []int
+	// Strangers are live members the rest of the cluster does not know (see strangers): they
+	// must meet it again.
+	Strangers []int
 	// slotOwner maps each slot to 1 + the index in ownerIDs of the master owning it (0: none);
 	// Owner reads it.
 	slotOwner []int32
@@ -257,7 +260,111 @@ func Analyze(insts []Instance, obs []Observation) *Topology {
 	}
 	t.Exists = true
 	t.merge(main.insts, idInst)
+	t.Strangers = t.strangers()
 	return t
+}
+
+// strangers returns the live members the cluster does not know: those outside the largest group
+// of live members that all reach one another through "knows" (a node lists another in CLUSTER
+// NODES, out of handshake) and that knows no member outside itself. A node that met a member which
+// went down before it told the others knows the cluster, but the cluster does not know it; Redis
+// never mends that by itself, as a node learns of another only from a MEET or from the gossip of a
+// node it already knows.
+func (t *Topology) strangers() []int {
+	var ids []string // live members
+	index := map[string]int{}
+	for _, id := range t.IDs {
+		if m := t.Members[id]; m.Live {
+			index[id] = len(ids)
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) < 2 {
+		return nil
+	}
+	adj := make([][]int, len(ids))
+	for k, id := range ids {
+		for _, n := range t.Obs[t.Members[id].Inst].Nodes {
+			if j, ok := index[n.ID]; ok && j != k && !n.Flags.Has(FlagHandshake) {
+				adj[k] = append(adj[k], j)
+			}
+		}
+	}
+	comp, count := components(adj)
+	size := make([]int, count)
+	sink := make([]bool, count)
+	for k := range sink {
+		sink[k] = true
+	}
+	for v, ws := range adj {
+		size[comp[v]]++
+		for _, w := range ws {
+			if comp[w] != comp[v] {
+				sink[comp[v]] = false
+			}
+		}
+	}
+	core := -1
+	for v := range adj {
+		if c := comp[v]; sink[c] && (core < 0 || size[c] > size[core]) {
+			core = c
+		}
+	}
+	var out []int
+	for v, id := range ids {
+		if comp[v] != core {
+			out = append(out, t.Members[id].Inst)
+		}
+	}
+	sort.Ints(out)
+	return out
+}
+
+// components returns the strongly connected component of every vertex of the graph adj (Tarjan's
+// algorithm) and how many there are.
+func components(adj [][]int) (comp []int, count int) {
+	n := len(adj)
+	index, low, comp := make([]int, n), make([]int, n), make([]int, n)
+	onStack := make([]bool, n)
+	for v := range index {
+		index[v] = -1
+	}
+	var stack []int
+	next := 0
+	var visit func(v int)
+	visit = func(v int) {
+		index[v], low[v] = next, next
+		next++
+		stack = append(stack, v)
+		onStack[v] = true
+		for _, w := range adj[v] {
+			switch {
+			case index[w] < 0:
+				visit(w)
+				low[v] = min(low[v], low[w])
+			case onStack[w]:
+				low[v] = min(low[v], index[w])
+			}
+		}
+		if low[v] == index[v] {
+			for {
+				w := stack[len(stack)-1]
+				stack = stack[:len(stack)-1]
+				onStack[w] = false
+				comp[w] = count
+				if w == v {
+					break
+				}
+			}
+			count++
+		}
+	}
+	for v := range adj {
+		if index[v] < 0 {
+			visit(v)
+		}
+	}
+	return comp, count
 }
 
 func meID(o *Observation) string {

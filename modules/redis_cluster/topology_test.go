@@ -2,6 +2,7 @@ package redis_cluster
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -142,6 +143,31 @@ func BenchmarkAnalyze(b *testing.B) {
 				if got := len(top.Masters()); got != n/3 {
 					b.Fatalf("%d masters, want %d", got, n/3)
 				}
+			}
+		})
+	}
+}
+
+func TestStrangers(t *testing.T) {
+	insts := grid(3, 3)
+	tests := []struct {
+		name    string
+		unknown map[string]bool
+		want    []int
+	}{
+		{name: "healthy cluster: none"},
+		{name: "one replica nobody knows", unknown: map[string]bool{"b2": true}, want: []int{7}},
+		{name: "an island of two that know each other", unknown: map[string]bool{"c1": true, "a1": true}, want: []int{1, 4}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := world{insts: insts, nodes: healthy3x3(), unknown: tt.unknown}
+			top := Analyze(insts, w.observations(t))
+			if !top.Exists {
+				t.Fatal("no cluster")
+			}
+			if !slices.Equal(top.Strangers, tt.want) {
+				t.Errorf("strangers %v, want %v", top.Strangers, tt.want)
 			}
 		})
 	}
