@@ -32,6 +32,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -640,6 +641,10 @@ func (k *keeper) serveRun(u net.Conn) {
 	wg.Wait()
 }
 
+// lostGrace bounds how long relayChannel waits for the host's connection to end after a channel
+// of it ended without an exit status.
+const lostGrace = time.Second
+
 // relayChannel opens nc's twin on the host, over cn (the connection the run's connection stands
 // for, which ends it when it ends), and relays data and requests both ways until either end
 // closes it.
@@ -680,6 +685,7 @@ func relayChannel(ctx context.Context, c *Client, cn *conn, nc ssh.NewChannel) {
 	var order sync.RWMutex
 	toRun := orderedWriter{w: down, order: &order}
 	var out sync.WaitGroup // what the host sends, which must all be relayed before the close
+	var exited atomic.Bool // the host sent the command's exit status or signal
 	out.Add(2)
 	go func() {
 		defer out.Done()
@@ -696,6 +702,9 @@ func relayChannel(ctx context.Context, c *Client, cn *conn, nc ssh.NewChannel) {
 	go func() {
 		defer out.Done()
 		for r := range upReqs { // exit-status, exit-signal, eow@openssh.com
+			if r.Type == "exit-status" || r.Type == "exit-signal" {
+				exited.Store(true)
+			}
 			order.RLock()
 			ok, _ := down.SendRequest(r.Type, r.WantReply, r.Payload)
 			order.RUnlock()
@@ -722,6 +731,18 @@ func relayChannel(ctx context.Context, c *Client, cn *conn, nc ssh.NewChannel) {
 		up.Close() // the run closed its end
 	}()
 	out.Wait() // the host closed its end, and everything it sent is relayed
+	if !exited.Load() {
+		// The host's channel ended without the command's exit status: its connection is
+		// ending, most likely (the ssh package closes the channels first). The run must learn
+		// that as a lost connection, not as a command that ended without status: leave its
+		// channel to the end of its connection, which serveRun brings.
+		select {
+		case <-cn.dead:
+			return
+		case <-ctx.Done():
+		case <-time.After(lostGrace):
+		}
+	}
 	order.RLock()
 	down.Close()
 	order.RUnlock()
