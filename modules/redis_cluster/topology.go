@@ -283,12 +283,15 @@ func (t *Topology) strangers() []int {
 		return nil
 	}
 	adj := make([][]int, len(ids))
+	edges := make([]int, 0, len(ids)*len(ids)) // one backing array for every list
 	for k, id := range ids {
+		start := len(edges)
 		for _, n := range t.Obs[t.Members[id].Inst].Nodes {
 			if j, ok := index[n.ID]; ok && j != k && !n.Flags.Has(FlagHandshake) {
-				adj[k] = append(adj[k], j)
+				edges = append(edges, j)
 			}
 		}
+		adj[k] = edges[start:len(edges):len(edges)]
 	}
 	comp, count := components(adj)
 	size := make([]int, count)
