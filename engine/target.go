@@ -203,9 +203,9 @@ func NotYet(format string, args ...any) error {
 }
 
 // Poll calls cond every interval until it returns true, an error, or ctx/timeout ends. While it
-// waits it shows what as progress. A condition that returns a *NotYetError (see NotYet) is not
-// met yet: Poll waits on and, if its time runs out, says what the last such reason was. It is the
-// one way modules wait for a condition.
+// waits it shows what as progress. When ctx ends first, the error wraps ctx's cause. A condition
+// that returns a *NotYetError (see NotYet) is not met yet: Poll waits on and, if its time runs
+// out, says what the last such reason was. It is the one way modules wait for a condition.
 func (t *Target) Poll(ctx context.Context, what string, interval, timeout time.Duration, cond func(ctx context.Context) (bool, error)) error {
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, timeout)
@@ -231,7 +231,10 @@ func (t *Target) Poll(ctx context.Context, what string, interval, timeout time.D
 		t.Progress("waiting for %s (%.1fs)", what, time.Since(start).Seconds())
 		select {
 		case <-ctx.Done():
-			if notYet != nil && parent.Err() == nil {
+			switch {
+			case parent.Err() != nil: // not this wait's timeout: the caller gave up (interrupted)
+				return fmt.Errorf("stopped waiting for %s: %w", what, context.Cause(parent))
+			case notYet != nil:
 				return fmt.Errorf("timed out after %s waiting for %s (last: %v)", timeout, what, notYet)
 			}
 			return fmt.Errorf("timed out after %s waiting for %s", timeout, what)
