@@ -688,6 +688,19 @@ func BenchmarkConvergeWipedHost(b *testing.B) {
 	}
 }
 
+// cli returns a function that runs redis-cli against host:port and returns its output; an error,
+// or an answer that starts with ERR, fails the test.
+func (l *lab) cli(ctx context.Context) func(host string, port int, args ...string) string {
+	return func(host string, port int, args ...string) string {
+		l.t.Helper()
+		out, err := exec.CommandContext(ctx, "redis-cli", append([]string{"-h", l.ips[host], "-p", strconv.Itoa(port)}, args...)...).CombinedOutput()
+		if err != nil || strings.HasPrefix(string(out), "ERR") {
+			l.t.Fatalf("redis-cli %s:%d %v: %v %s", host, port, args, err, out)
+		}
+		return string(out)
+	}
+}
+
 // TestIntegrationCreateCutShort finishes a creation cut short by the loss of node3: node1's and
 // node2's instances met and their masters got their slots; node3:6379 got its slots and went
 // down before it met anyone (it comes back alone with them), or went down before it got them.
@@ -709,14 +722,7 @@ func TestIntegrationCreateCutShort(t *testing.T) {
 			c := l.config(2)
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
-			cli := func(host string, port int, args ...string) string {
-				t.Helper()
-				out, err := exec.CommandContext(ctx, "redis-cli", append([]string{"-h", l.ips[host], "-p", strconv.Itoa(port)}, args...)...).CombinedOutput()
-				if err != nil || strings.HasPrefix(string(out), "ERR") {
-					t.Fatalf("redis-cli %s:%d %v: %v %s", host, port, args, err, out)
-				}
-				return string(out)
-			}
+			cli := l.cli(ctx)
 			cli("node1", base, "CLUSTER", "ADDSLOTSRANGE", "0", "5460")
 			cli("node2", base, "CLUSTER", "ADDSLOTSRANGE", "5461", "10922")
 			if tc.gotSlots {
@@ -771,14 +777,7 @@ func TestIntegrationStrangerMeetsAgain(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	l.createCluster(ctx, c)
-	cli := func(host string, port int, args ...string) string {
-		t.Helper()
-		out, err := exec.CommandContext(ctx, "redis-cli", append([]string{"-h", l.ips[host], "-p", strconv.Itoa(port)}, args...)...).CombinedOutput()
-		if err != nil || strings.HasPrefix(string(out), "ERR") {
-			t.Fatalf("redis-cli %s:%d %v: %v %s", host, port, args, err, out)
-		}
-		return string(out)
-	}
+	cli := l.cli(ctx)
 
 	// node3's third instance comes back as a new node that knows every member (its nodes.conf is
 	// node1's view, itself added) and that no member knows.
