@@ -253,12 +253,12 @@ func planConverge(top *Topology, d Desired, refuse []string) (*Plan, error) {
 	}
 	refuse = append(refuse, top.Open...)
 	var claim *Step // gives slots no instance holds an owner, in a cluster without keys
-	if u := subtractRanges(top.Uncovered(), claimed); len(u) > 0 {
-		if st, ok := claimUncovered(top, u); ok && d.Mode != ModePrepare {
+	// Prepare mode leaves slots without owner to converge, which runs once the instances are
+	// started: one that is down now may hold them, and prepare gives no slots an owner.
+	if u := subtractRanges(top.Uncovered(), claimed); len(u) > 0 && d.Mode != ModePrepare {
+		if st, ok := claimUncovered(top, u); ok {
 			claim = &st
-		} else if d.Mode != ModePrepare || len(top.Unreachable) == 0 {
-			// In prepare mode an instance that is down may hold them: once it runs again,
-			// converge judges.
+		} else {
 			refuse = append(refuse, fmt.Sprintf("slots %s have no owner", FormatRanges(u)))
 		}
 	}

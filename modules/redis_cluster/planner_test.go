@@ -316,6 +316,11 @@ func TestPlanSteps(t *testing.T) {
 			d:    Desired{Replicas: 2, Mode: ModePrepare},
 		},
 		{
+			name: "creation cut short, every instance up: prepare leaves the slots without owner to converge",
+			w:    world{nodes: cutShort(), fresh: []int{6, 7, 8}},
+			d:    Desired{Replicas: 2, Mode: ModePrepare},
+		},
+		{
 			name:    "creation cut short, node3 down: converge refuses while nobody holds the slots",
 			w:       world{nodes: cutShort(), down: []int{6, 7, 8}},
 			d:       Desired{Replicas: 2},
