@@ -212,7 +212,7 @@ func (e *executor) failover(ctx context.Context, s Step) error {
 	if m := e.top.Members[s.NodeID]; len(slots) == 0 && m != nil {
 		slots = m.Slots
 	}
-	var notData error // why the replica is not yet fit to take the slots
+	inData := false // the last look found the replica's keys unfit (warned once per such streak)
 	if err := e.t.Poll(ctx, fmt.Sprintf("%s to sync with its master and start the failover", e.name(s.Inst)), pollInterval, e.stepTimeout,
 		func(ctx context.Context) (bool, error) {
 			repl, err := e.c.text(ctx, s.Inst, "INFO", "replication")
@@ -245,13 +245,13 @@ func (e *executor) failover(ctx context.Context, s Step) error {
 				if ctx.Err() != nil {
 					return false, nil // this wait's time ran out mid-sample: keep the last reason
 				}
-				if errors.Is(err, errForeignKeys) && notData == nil {
+				if errors.Is(err, errForeignKeys) && !inData {
 					e.t.Warnf("not failing over to %s yet: %v", e.name(s.Inst), err)
 				}
-				notData = err
-				return false, nil
+				inData = true
+				return false, engine.NotYet("%v", err)
 			}
-			notData = nil
+			inData = false
 			// A node that just joined may still see its master as failing; the safe failover
 			// refuses then, so wait and retry.
 			_, err = e.c.do(ctx, s.Inst, "CLUSTER", "FAILOVER")
@@ -260,9 +260,6 @@ func (e *executor) failover(ctx context.Context, s Step) error {
 			}
 			return true, err
 		}); err != nil {
-		if notData != nil {
-			return fmt.Errorf("%w (last: %v)", err, notData)
-		}
 		return err
 	}
 	last := time.Now()
