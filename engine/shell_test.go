@@ -82,6 +82,18 @@ func TestWriteFileLocalShells(t *testing.T) {
 			if b, _ := os.ReadFile(path); string(b) != "old" {
 				t.Errorf("cut upload replaced the file: %q", b)
 			}
+			// the content came whole but the sentinel did not (a head that reads ahead takes it
+			// too): the bytes written are counted instead, and they are all there
+			whole := enginetest.NewConn().On(``, func(call enginetest.Call) (engine.ExecResult, error) {
+				call.Stdin = call.Upload()
+				return enginetest.LocalShell(sh)(call)
+			})
+			if err := engine.WriteFile(context.Background(), whole, engine.FileSpec{Path: path, Content: []byte("new content"), Mode: "0644"}); err != nil {
+				t.Errorf("upload without its sentinel: %v", err)
+			}
+			if b, _ := os.ReadFile(path); string(b) != "new content" {
+				t.Errorf("upload without its sentinel wrote %q", b)
+			}
 			entries, _ := os.ReadDir(dir)
 			for _, e := range entries {
 				if strings.Contains(e.Name(), ".rb-") {
@@ -89,5 +101,42 @@ func TestWriteFileLocalShells(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestWriteFileBashCountsNothing checks that under bash a whole upload starts no wc(1): bash's
+// read finds the sentinel. A wc earlier in PATH records each run; under dash it must run (and
+// count right), so the check can tell.
+func TestWriteFileBashCountsNothing(t *testing.T) {
+	realWc, err := exec.LookPath("wc")
+	if err != nil {
+		t.Skip("no wc")
+	}
+	bin, log := t.TempDir(), filepath.Join(t.TempDir(), "wc.log")
+	stub := "#!/bin/sh\necho ran >> '" + log + "'\nexec '" + realWc + "' \"$@\"\n"
+	if err := os.WriteFile(filepath.Join(bin, "wc"), []byte(stub), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	for _, tt := range []struct {
+		sh     string
+		wantWc bool
+	}{{"bash", false}, {"dash", true}} {
+		if _, err := exec.LookPath(tt.sh); err != nil {
+			continue
+		}
+		os.Remove(log)
+		path := filepath.Join(t.TempDir(), "f")
+		c := enginetest.NewConn().On(``, enginetest.LocalShell(tt.sh))
+		if err := engine.WriteFile(context.Background(), c, engine.FileSpec{Path: path, Content: []byte("x\x00y\n"), Mode: "0600"}); err != nil {
+			t.Fatalf("%s: %v", tt.sh, err)
+		}
+		if b, _ := os.ReadFile(path); string(b) != "x\x00y\n" {
+			t.Errorf("%s: wrote %q", tt.sh, b)
+		}
+		_, err := os.Stat(log)
+		if ran := err == nil; ran != tt.wantWc {
+			t.Errorf("%s: wc ran = %v, want %v", tt.sh, ran, tt.wantWc)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"regexp"
+	"strings"
 	"sync"
 
 	"github.com/runbook/runbook/engine"
@@ -18,6 +19,10 @@ type Call struct {
 	Cmd   string
 	Stdin string
 }
+
+// Upload is the file content the call uploads when it is engine.WriteFile's command: its
+// standard input without the sentinel that follows the content.
+func (c Call) Upload() string { return strings.TrimSuffix(c.Stdin, engine.UploadSentinel) }
 
 // Responder answers a matched command.
 type Responder func(call Call) (engine.ExecResult, error)

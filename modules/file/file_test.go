@@ -146,8 +146,8 @@ func TestRun(t *testing.T) {
 			r.CheckErr(t, tt.wantErr)
 			r.CheckCalls(t, tt.wantCmds...)
 			r.CheckChanges(t, tt.wantChanges...)
-			if tt.wantStdin != "" && r.Calls[len(r.Calls)-1].Stdin != tt.wantStdin {
-				t.Errorf("uploaded %q, want %q", r.Calls[len(r.Calls)-1].Stdin, tt.wantStdin)
+			if tt.wantStdin != "" && r.Calls[len(r.Calls)-1].Upload() != tt.wantStdin {
+				t.Errorf("uploaded %q, want %q", r.Calls[len(r.Calls)-1].Upload(), tt.wantStdin)
 			}
 		})
 	}

@@ -137,8 +137,8 @@ func TestRun(t *testing.T) {
 					t.Errorf("command %d = %q, want match for %s", i, calls[i].Cmd, re)
 				}
 			}
-			if last := calls[len(calls)-1]; strings.Contains(last.Cmd, ".rb-") && last.Stdin != tt.wantStdin {
-				t.Errorf("upload stdin = %q, want %q", last.Stdin, tt.wantStdin)
+			if last := calls[len(calls)-1]; strings.Contains(last.Cmd, ".rb-") && last.Upload() != tt.wantStdin {
+				t.Errorf("upload stdin = %q, want %q", last.Upload(), tt.wantStdin)
 			}
 			var got []string
 			for _, ch := range tg.Changes() {
