@@ -73,6 +73,10 @@ type Sample struct {
 	Seconds float64 `json:"seconds"`
 	// MaxRSSKiB is the peak resident set size of the measured process (runbook only).
 	MaxRSSKiB int64 `json:"max_rss_kib,omitempty"`
+	// CPUSeconds is the machine's busy CPU time while the procedure ran, summed over its cores:
+	// the hosts' processes (sshd, shells, redis-server), the procedure's own, and the lab's
+	// resting load (HostSet.RestingLoad) for as long as it ran. 0 when not measured.
+	CPUSeconds float64 `json:"cpu_seconds,omitempty"`
 }
 
 // HostSet is everything measured at one host count.
@@ -83,6 +87,9 @@ type HostSet struct {
 	Machine  Machine           `json:"machine"`
 	Versions map[string]string `json:"versions"`
 	Samples  []Sample          `json:"samples"`
+	// RestingLoad is how many cores the lab kept busy with nothing running on it, the cluster
+	// up, measured after the last round (0: not measured).
+	RestingLoad float64 `json:"resting_load,omitempty"`
 }
 
 // Results is the content of results.json: the host sets measured so far.
@@ -168,7 +175,7 @@ func measureHosts(ctx context.Context, cfg options, n int, w io.Writer) (HostSet
 			fmt.Fprintf(w, "-- %d hosts, round %d/%d: %s\n", n, r+1, cfg.runs, c.name)
 			samples, err := c.run(ctx, r+1)
 			for _, s := range samples {
-				fmt.Fprintf(w, "   %-18s %-8s %7.2f s%s\n", s.Tool, s.Op, s.Seconds, rssNote(s))
+				fmt.Fprintf(w, "   %-18s %-8s %7.2f s%s%s\n", s.Tool, s.Op, s.Seconds, cpuNote(s), rssNote(s))
 			}
 			set.Samples = append(set.Samples, samples...)
 			if err != nil {
@@ -176,6 +183,8 @@ func measureHosts(ctx context.Context, cfg options, n int, w io.Writer) (HostSet
 			}
 		}
 	}
+	set.RestingLoad = restingLoad(5 * time.Second)
+	fmt.Fprintf(w, "   the lab at rest keeps %.2f cores busy\n", set.RestingLoad)
 	return set, nil
 }
 
@@ -207,6 +216,13 @@ func newBench(ctx context.Context, cfg options, dir string, n int, w io.Writer) 
 		b.addrs = append(b.addrs, h.Address)
 	}
 	return b, down, nil
+}
+
+func cpuNote(s Sample) string {
+	if s.CPUSeconds == 0 {
+		return ""
+	}
+	return fmt.Sprintf("  (%.2f CPU s)", s.CPUSeconds)
 }
 
 func rssNote(s Sample) string {
@@ -246,7 +262,7 @@ func (b *bench) chains() []chain {
 func ansibleTool(forks int) string { return fmt.Sprintf("ansible forks=%d", forks) }
 
 func (b *bench) sample(tool, op string, round int, p procResult) Sample {
-	return Sample{Hosts: b.n, Tool: tool, Op: op, Round: round, Seconds: p.dur.Seconds(), MaxRSSKiB: p.maxRSS}
+	return Sample{Hosts: b.n, Tool: tool, Op: op, Round: round, Seconds: p.dur.Seconds(), MaxRSSKiB: p.maxRSS, CPUSeconds: p.cpu}
 }
 
 // runbookChain: fresh apply, no-op re-apply, replacement of node2.
@@ -479,7 +495,8 @@ func redisCLI(ctx context.Context, addr string, args ...string) (string, error) 
 // procResult is a finished procedure.
 type procResult struct {
 	dur    time.Duration
-	maxRSS int64 // KiB
+	maxRSS int64   // KiB
+	cpu    float64 // the machine's busy CPU seconds meanwhile (0: not measured)
 	output string
 }
 
@@ -495,9 +512,13 @@ func (b *bench) exec(ctx context.Context, env []string, name string, args ...str
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 10 * time.Second
+	busy, busyOK := machineBusy()
 	start := time.Now()
 	err := cmd.Run()
 	p := procResult{dur: time.Since(start), output: out.String()}
+	if after, ok := machineBusy(); ok && busyOK {
+		p.cpu = cpuSeconds(busy, after)
+	}
 	if cmd.ProcessState != nil {
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 			p.maxRSS = ru.Maxrss // Linux: KiB

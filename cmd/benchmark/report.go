@@ -115,6 +115,27 @@ func (s HostSet) seconds() map[key][]float64 {
 	return out
 }
 
+// cpu groups a set's measured CPU times (Sample.CPUSeconds) by procedure, in round order.
+func (s HostSet) cpu() map[key][]float64 {
+	out := map[key][]float64{}
+	for _, x := range s.Samples {
+		if x.CPUSeconds > 0 {
+			k := key{x.Tool, x.Op}
+			out[k] = append(out[k], x.CPUSeconds)
+		}
+	}
+	return out
+}
+
+// cpuCell is the median CPU time of a procedure for a table cell, or "" when not measured.
+func (s HostSet) cpuCell(k key) string {
+	xs := s.cpu()[k]
+	if len(xs) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.2f", summarise(xs).Median)
+}
+
 // keys lists the set's procedures in report order.
 func (s HostSet) keys() []key {
 	seen := map[key]bool{}
@@ -197,7 +218,14 @@ func printSummary(w io.Writer, s HostSet) {
 				ratio = fmt.Sprintf("  runbook/this = %.3f", rb/st.Median)
 			}
 		}
-		fmt.Fprintf(w, "   %-32s %-18s %7.2f s (min %.2f, max %.2f, n %d)%s\n", opNames[k.Op], k.Tool, st.Median, st.Min, st.Max, st.N, ratio)
+		cpu := ""
+		if c := s.cpuCell(k); c != "" {
+			cpu = ", CPU " + c + " s"
+		}
+		fmt.Fprintf(w, "   %-32s %-18s %7.2f s (min %.2f, max %.2f, n %d%s)%s\n", opNames[k.Op], k.Tool, st.Median, st.Min, st.Max, st.N, cpu, ratio)
+	}
+	if s.RestingLoad > 0 {
+		fmt.Fprintf(w, "   the lab at rest keeps %.2f cores busy\n", s.RestingLoad)
 	}
 	if rss := s.peakRSS(); rss > 0 {
 		fmt.Fprintf(w, "   runbook peak RSS %.1f MiB\n", float64(rss)/1024)
@@ -409,8 +437,17 @@ func markdown(r Results, profile string) string {
 
 	for _, s := range r.Sets {
 		p("## %d hosts × 3 instances\n\n", s.Hosts)
-		p("Measured %s, %d rounds. Seconds; the last column is runbook's median divided by this one's.\n\n", s.Date, s.Runs)
-		p("| operation | procedure | median | min | max | n | runbook ÷ this |\n|---|---|---:|---:|---:|---:|---:|\n")
+		p("Measured %s, %d rounds. Seconds; the last column is runbook's median divided by this one's.\n", s.Date, s.Runs)
+		if len(s.cpu()) > 0 {
+			p("*CPU s* is the median of the machine's busy CPU time while the procedure ran, summed over its\n")
+			p("%d cores (from `/proc/stat`): the hosts' sshd, shells and redis-server, the procedure's own\n", s.Machine.Cores)
+			p("process, and the lab's resting load")
+			if s.RestingLoad > 0 {
+				p(" (%.2f cores busy with the cluster up and nothing running)", s.RestingLoad)
+			}
+			p(". The lab's hosts\nshare the machine's cores, so a procedure that needs less CPU ends sooner.\n")
+		}
+		p("\n| operation | procedure | median | min | max | n | CPU s | runbook ÷ this |\n|---|---|---:|---:|---:|---:|---:|---:|\n")
 		for _, k := range s.keys() {
 			st := summarise(s.seconds()[k])
 			ratio := ""
@@ -421,7 +458,7 @@ func markdown(r Results, profile string) string {
 			if k.Op == opFresh && k.Tool != toolRunbook {
 				note = " †"
 			}
-			p("| %s | %s%s | %.2f | %.2f | %.2f | %d | %s |\n", opNames[k.Op], k.Tool, note, st.Median, st.Min, st.Max, st.N, ratio)
+			p("| %s | %s%s | %.2f | %.2f | %.2f | %d | %s | %s |\n", opNames[k.Op], k.Tool, note, st.Median, st.Min, st.Max, st.N, s.cpuCell(k), ratio)
 		}
 		p("\n† returns before the replicas have synced; runbook's fresh install waits for them.\n\n")
 		if rss := s.peakRSS(); rss > 0 {
@@ -434,7 +471,7 @@ func markdown(r Results, profile string) string {
 		p("## Profile\n\nWhere runbook's time goes, from `go run ./cmd/benchmark --profile`: [%s](%s).\n\n", profile, profile)
 	}
 	p("## Raw numbers\n\n")
-	p("Seconds, in round order; runbook's peak RSS in MiB. All samples are in `benchmarks/results.json`.\n\n")
+	p("Seconds, in round order (with the machine's CPU seconds where measured); runbook's peak RSS in MiB.\nAll samples are in `benchmarks/results.json`.\n\n")
 	for _, s := range r.Sets {
 		p("### %d hosts\n\n", s.Hosts)
 		for _, k := range s.keys() {
@@ -444,6 +481,13 @@ func markdown(r Results, profile string) string {
 				strs[i] = fmt.Sprintf("%.2f", x)
 			}
 			p("- %s, %s: %s\n", k.Tool, opNames[k.Op], strings.Join(strs, ", "))
+			if cs := s.cpu()[k]; len(cs) > 0 {
+				strs := make([]string, len(cs))
+				for i, x := range cs {
+					strs[i] = fmt.Sprintf("%.2f", x)
+				}
+				p("  CPU seconds: %s\n", strings.Join(strs, ", "))
+			}
 		}
 		var rss []string
 		for _, x := range s.Samples {

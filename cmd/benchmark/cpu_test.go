@@ -1,0 +1,76 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestBusyTicks(t *testing.T) {
+	tests := []struct {
+		name, stat string
+		want       uint64
+		wantErr    string
+	}{
+		{
+			name: "user nice system irq softirq count, idle iowait steal guest do not",
+			stat: "cpu  100 2 30 5000 70 4 6 9 11 0\ncpu0 50 1 15 2500 35 2 3 4 5 0\nintr 1\n",
+			want: 100 + 2 + 30 + 4 + 6,
+		},
+		{name: "old kernel, 7 fields", stat: "cpu 1 2 3 4 5 6 7\n", want: 1 + 2 + 3 + 6 + 7},
+		{name: "too few fields", stat: "cpu 1 2 3\n", wantErr: "has 4 fields"},
+		{name: "not a number", stat: "cpu 1 x 3 4 5 6 7\n", wantErr: "cpu field 2"},
+		{name: "no cpu line", stat: "intr 1\n", wantErr: "no cpu line"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := busyTicks(strings.NewReader(tt.stat))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("busyTicks = %d, %v; want %d", got, err, tt.want)
+			}
+		})
+	}
+	if got := cpuSeconds(1000, 1250); got != 2.5 {
+		t.Errorf("cpuSeconds(1000, 1250) = %v, want 2.5", got)
+	}
+	if got := cpuSeconds(10, 5); got != 0 {
+		t.Errorf("a counter that went back gives %v, want 0", got)
+	}
+}
+
+// TestReportCPU checks that the report gives each procedure's median CPU time and the lab's
+// resting load, and leaves the cell empty for a set measured before CPU was.
+func TestReportCPU(t *testing.T) {
+	s := sampleSet()
+	s.Machine.Cores = 2
+	s.RestingLoad = 0.05
+	for i := range s.Samples {
+		if s.Samples[i].Tool == toolRunbook && s.Samples[i].Op == opFresh {
+			s.Samples[i].CPUSeconds = []float64{4.0, 5.0}[s.Samples[i].Round-1]
+		}
+	}
+	old := sampleSet()
+	old.Hosts = 10
+	md := markdown(Results{Sets: []HostSet{s, old}}, "")
+	for _, want := range []string{
+		"| fresh install | runbook | 1.10 | 1.00 | 1.20 | 2 | 4.50 |  |",
+		"(0.05 cores busy with the cluster up and nothing running)",
+		"summed over its\n2 cores",
+		"  CPU seconds: 4.00, 5.00\n",
+		"| re-run, nothing to change | runbook | 0.20 | 0.20 | 0.20 | 2 |  |  |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	_, ten, _ := strings.Cut(md, "\n## 10 hosts")
+	ten, _, _ = strings.Cut(ten, "\n## Chart")
+	if ten == "" || strings.Contains(ten, "*CPU s* is") {
+		t.Errorf("the 10-host set, measured without CPU, should not explain a CPU column it does not fill")
+	}
+}
