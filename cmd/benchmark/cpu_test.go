@@ -74,3 +74,29 @@ func TestReportCPU(t *testing.T) {
 		t.Errorf("the 10-host set, measured without CPU, should not explain a CPU column it does not fill")
 	}
 }
+
+// TestTargetNotesCPU checks that the manual-script goal names both procedures' CPU time and the
+// lab's resting load, and says nothing of CPU where none was measured.
+func TestTargetNotesCPU(t *testing.T) {
+	s := sampleSet()
+	s.Machine.Cores = 2
+	s.RestingLoad = 0.05
+	for i := range s.Samples {
+		if s.Samples[i].Op == opFresh && (s.Samples[i].Tool == toolRunbook || s.Samples[i].Tool == toolManual) {
+			s.Samples[i].CPUSeconds = map[string]float64{toolRunbook: 3, toolManual: 1.5}[s.Samples[i].Tool]
+		}
+	}
+	notes := map[string]string{}
+	for _, tg := range targets(Results{Sets: []HostSet{s}}) {
+		notes[tg.Goal] = tg.Note
+	}
+	want := "runbook used 3.00 CPU s of the machine's 2 cores, the manual procedure 1.50; the lab at rest keeps 0.05 cores busy"
+	if n := notes["fresh install, 3 hosts: runbook no slower than the manual script"]; n != want {
+		t.Errorf("note = %q, want %q", n, want)
+	}
+	for _, tg := range targets(Results{Sets: []HostSet{sampleSet()}}) {
+		if strings.Contains(tg.Note, "CPU") {
+			t.Errorf("%s: a set without CPU times got a CPU note: %q", tg.Goal, tg.Note)
+		}
+	}
+}
