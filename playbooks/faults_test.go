@@ -153,10 +153,20 @@ func applyWatched(t *testing.T, trigger func(event) bool, fault func(cmd *exec.C
 	return w
 }
 
-// resultOf matches the first result of task (any of its for_each elements) on host.
-func resultOf(task, host string) func(event) bool {
+// resultOf matches the first result on host of any of tasks (any of their for_each elements):
+// site.hcl configures and starts every host's first instance in tasks of their own
+// (redis_config_first, redis_start_first), ahead of the others.
+func resultOf(host string, tasks ...string) func(event) bool {
 	return func(ev event) bool {
-		return ev.Type == "result" && ev.Host == host && (ev.Task == task || strings.HasPrefix(ev.Task, task+"["))
+		if ev.Type != "result" || ev.Host != host {
+			return false
+		}
+		for _, task := range tasks {
+			if ev.Task == task || strings.HasPrefix(ev.Task, task+"[") {
+				return true
+			}
+		}
+		return false
 	}
 }
 
@@ -421,7 +431,7 @@ func TestFaults(t *testing.T) {
 		{
 			name:        "kill during upload",
 			replace:     "node2",
-			trigger:     func() func(event) bool { return resultOf("redis_config", "node2") },
+			trigger:     func() func(event) bool { return resultOf("node2", "redis_config_first", "redis_config") },
 			fault:       killHost("node2"),
 			faultText:   "node2 replacement; node2 killed at its first redis_config result",
 			recover:     reviveHit(false),
@@ -430,7 +440,7 @@ func TestFaults(t *testing.T) {
 		{
 			name:        "kill during start",
 			replace:     "node3",
-			trigger:     func() func(event) bool { return resultOf("redis_start", "node3") },
+			trigger:     func() func(event) bool { return resultOf("node3", "redis_start_first", "redis_start") },
 			fault:       killHost("node3"),
 			faultText:   "node3 replacement; node3 killed at its first redis_start result",
 			recover:     reviveHit(true),
@@ -480,7 +490,7 @@ func TestFaults(t *testing.T) {
 		{
 			name:    "ssh connection dropped during upload",
 			replace: "node1",
-			trigger: func() func(event) bool { return resultOf("redis_config", "node1") },
+			trigger: func() func(event) bool { return resultOf("node1", "redis_config_first", "redis_config") },
 			fault: func(_ *testing.T, f *faultLab, _ *exec.Cmd) (string, error) {
 				return "node1", dropSSH(context.Background(), f.lab, "node1")
 			},
