@@ -39,6 +39,9 @@ func TestLabScripts(t *testing.T) { runLabScripts(t, "testdata/lab") }
 // (they hold the run lock of every host).
 func TestLabSerialScripts(t *testing.T) { runLabScripts(t, "testdata/lab-serial") }
 
+// runLabScripts runs the scripts of dir against the shared lab. The scripts of testdata/lab run in
+// parallel on the same hosts, so each of their runbook commands passes --lock-timeout: without it
+// a command that meets another script's run lock fails at once, and the script with it.
 func runLabScripts(t *testing.T, dir string) {
 	l := lab.Lab(t)
 	testscript.Run(t, testscript.Params{
