@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -435,15 +437,31 @@ func markdown(r Results, profile string) string {
 			p("- %s\n", line)
 		}
 	}
-	if len(r.Sets) > 0 {
-		vs := r.Sets[len(r.Sets)-1].Versions
-		names := make([]string, 0, len(vs))
-		for k := range vs {
-			names = append(names, k)
+	// A version (runbook's commit, most often) that differs between the host counts, which
+	// separate runs measured, is given for each of them.
+	names := map[string]bool{}
+	for _, s := range r.Sets {
+		for k := range s.Versions {
+			names[k] = true
 		}
-		sort.Strings(names)
-		for _, k := range names {
-			p("- %s: `%s`\n", k, vs[k])
+	}
+	for _, k := range slices.Sorted(maps.Keys(names)) {
+		var vals []string
+		perSet := make([]string, 0, len(r.Sets))
+		for _, s := range r.Sets {
+			v, ok := s.Versions[k]
+			if !ok {
+				continue
+			}
+			if !slices.Contains(vals, v) {
+				vals = append(vals, v)
+			}
+			perSet = append(perSet, fmt.Sprintf("`%s` (%d hosts)", v, s.Hosts))
+		}
+		if len(vals) == 1 {
+			p("- %s: `%s`\n", k, vals[0])
+		} else {
+			p("- %s: %s\n", k, strings.Join(perSet, ", "))
 		}
 	}
 	runs := map[int]bool{}
