@@ -100,3 +100,35 @@ func TestTargetNotesCPU(t *testing.T) {
 		}
 	}
 }
+
+// TestReportVersions checks that the machine section gives a version once when every host count
+// was measured with it, and per host count when they differ.
+func TestReportVersions(t *testing.T) {
+	tests := []struct {
+		name         string
+		three, ten   string
+		want, absent string
+	}{
+		{"same", "runbook 1 (commit a)", "runbook 1 (commit a)", "- runbook: `runbook 1 (commit a)`\n", "(3 hosts)"},
+		{"different", "runbook 1 (commit b)", "runbook 1 (commit a)",
+			"- runbook: `runbook 1 (commit b)` (3 hosts), `runbook 1 (commit a)` (10 hosts)\n", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, ten := sampleSet(), sampleSet()
+			ten.Hosts = 10
+			s.Versions = map[string]string{"runbook": tt.three, "redis": "7"}
+			ten.Versions = map[string]string{"runbook": tt.ten, "redis": "7"}
+			md := markdown(Results{Sets: []HostSet{s, ten}}, "")
+			if !strings.Contains(md, tt.want) {
+				t.Errorf("report lacks %q", tt.want)
+			}
+			if !strings.Contains(md, "- redis: `7`\n") {
+				t.Errorf("report lacks the redis version, the same for both sets")
+			}
+			if tt.absent != "" && strings.Contains(md, tt.absent) {
+				t.Errorf("report has %q", tt.absent)
+			}
+		})
+	}
+}
