@@ -28,6 +28,12 @@ func TestSiteSplitTasksAlike(t *testing.T) {
 			blocks[b.Labels[0]] = b
 		}
 	}
+	forEach := map[string]string{} // task -> for_each expression
+	for _, b := range blocks {
+		if a := b.Body.Attributes["for_each"]; a != nil {
+			forEach[b.Labels[0]] = string(a.Expr.Range().SliceBytes(src))
+		}
+	}
 	for _, tc := range []struct{ first, others, module string }{
 		{"redis_config_first", "redis_config", "template"},
 		{"redis_start_first", "redis_start", "service"},
@@ -38,10 +44,11 @@ func TestSiteSplitTasksAlike(t *testing.T) {
 			if a != b {
 				t.Errorf("the %s blocks of tasks %s and %s differ:\n%s\n---\n%s", tc.module, tc.first, tc.others, a, b)
 			}
-			for _, task := range []string{tc.first, tc.others} {
-				if !strings.Contains(string(blocks[task].Body.Attributes["for_each"].SrcRange.SliceBytes(src)), "local.") {
-					t.Errorf("task %s: for_each is not local.first or local.others", task)
-				}
+			if got := forEach[tc.first]; got != "local.first" {
+				t.Errorf("task %s: for_each = %q, want local.first", tc.first, got)
+			}
+			if got := forEach[tc.others]; got != "local.others" {
+				t.Errorf("task %s: for_each = %q, want local.others", tc.others, got)
 			}
 		})
 	}
