@@ -210,15 +210,28 @@ func planCreate(top *Topology, d Desired, refuse []string) (*Plan, error) {
 }
 
 // createMeets returns, for each of n instances, the instances it meets when the cluster is
-// created: every master meets the masters after it, every other instance its master (the first
-// master when the layout gives it none). The masters then learn at once that a majority of
-// masters owns slots, which starts the server's wait before it reports cluster_state ok, and every
-// replica knows its master as soon as it can be told to follow it; gossip makes the other links,
-// each instance telling its peers of the nodes it knows. A full mesh (every instance meeting every
-// other at once) makes each of them handshake with all the others at the same moment, which keeps
-// the instances busy for seconds when there are many.
+// created.
+//
+// Up to meshLimit instances every pair meets once: each instance then knows every other as soon
+// as its handshakes end. Otherwise every master meets the masters after it, every other instance
+// its master (the first master when the layout gives it none): the masters learn at once that a
+// majority of masters owns slots, which starts the server's wait before it reports cluster_state
+// ok, every replica knows its master as soon as it can be told to follow it, and gossip makes the
+// other links, each instance telling its peers of the nodes it knows. That last part is what the
+// mesh saves: at 3 hosts x 3 instances, 3 creations in 4 waited about half a second more for one
+// master to hear of the last node by gossip (12 fresh installs each, alternating: median 3.03 s
+// without the mesh, 2.71 s with it). A full mesh of many instances makes each handshake with all
+// the others at the same moment, which keeps them busy for seconds.
 func createMeets(n int, layout Layout) [][]int {
 	peers := make([][]int, n)
+	if n <= meshLimit {
+		for i := range peers {
+			for j := i + 1; j < n; j++ {
+				peers[i] = append(peers[i], j)
+			}
+		}
+		return peers
+	}
 	master := make([]int, n) // instance -> its master, -1 for a master
 	for i := range master {
 		master[i] = layout.Shards[0].Master
@@ -239,6 +252,9 @@ func createMeets(n int, layout Layout) [][]int {
 	}
 	return peers
 }
+
+// meshLimit is the largest cluster createMeets meets as a full mesh (276 pairs).
+const meshLimit = 24
 
 func planConverge(top *Topology, d Desired, refuse []string) (*Plan, error) {
 	insts := top.Instances

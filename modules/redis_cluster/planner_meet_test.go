@@ -6,7 +6,8 @@ import (
 )
 
 // TestPlanCreateMeets: the create plan's meet step has every pair of masters meet once and every
-// replica meet its master, reaches every instance (one cluster forms), and is no full mesh.
+// replica meet its master, and reaches every instance (one cluster forms); up to meshLimit
+// instances every pair meets once, above it no other pair does.
 func TestPlanCreateMeets(t *testing.T) {
 	tests := []struct {
 		hosts, perHost, replicas int
@@ -17,6 +18,8 @@ func TestPlanCreateMeets(t *testing.T) {
 		{3, 1, 2},  // one master
 		{5, 2, 2},  // 3 masters, one instance left over
 		{10, 3, 0}, // masters only
+		{8, 3, 2},  // meshLimit instances
+		{5, 5, 2},  // one more
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%dx%d r=%d", tt.hosts, tt.perHost, tt.replicas), func(t *testing.T) {
@@ -91,7 +94,11 @@ func TestPlanCreateMeets(t *testing.T) {
 				t.Errorf("the meets reach %d of %d instances: more than one cluster would form", len(seen), n)
 			}
 			m := len(masters)
-			if want := m*(m-1)/2 + n - m; len(met) != want {
+			if n <= meshLimit {
+				if want := n * (n - 1) / 2; len(met) != want {
+					t.Errorf("%d pairs meet, want %d (every pair)", len(met), want)
+				}
+			} else if want := m*(m-1)/2 + n - m; len(met) != want {
 				t.Errorf("%d pairs meet, want %d (masters pairwise, every other instance once)", len(met), want)
 			}
 		})
