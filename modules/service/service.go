@@ -165,11 +165,16 @@ func (m *Service) Run(ctx context.Context, t *engine.Target) (engine.Outcome, er
 //     /proc/PID/cmdline cannot be opened
 //     (the process just exited), the output is the "cmdline=" line alone ("command exec" fails
 //     without leaving the shell).
-func (m *Service) ProbeCommand() string {
+func (m *Service) ProbeCommand() string { return m.probeCommand(true) }
+
+// probeCommand is ProbeCommand; alone is false for the part of a batch (stateBatch), which runs
+// in a shell it shares with other parts: tr runs as a child of that shell rather than replacing
+// it, and prints the same.
+func (m *Service) probeCommand(alone bool) string {
 	systemd := "echo backend=systemd; " +
 		"echo active=$(systemctl is-active -- " + engine.ShellQuote(m.Name) + " 2>/dev/null); " +
 		"echo enabled=$(systemctl is-enabled -- " + engine.ShellQuote(m.Name) + " 2>/dev/null)"
-	process := m.processProbe()
+	process := m.processProbe(alone)
 	switch m.Backend {
 	case "systemd":
 		return systemd
@@ -179,8 +184,12 @@ func (m *Service) ProbeCommand() string {
 	return "if [ -d /run/systemd/system ]; then " + systemd + "; else " + process + "; fi"
 }
 
-// processProbe is the process backend's part of ProbeCommand.
-func (m *Service) processProbe() string {
+// processProbe is the process backend's part of probeCommand.
+func (m *Service) processProbe(alone bool) string {
+	tr := `command exec tr '\0' ' ' < /proc/$pid/cmdline; echo`
+	if !alone {
+		tr = `command tr '\0' ' ' 2>/dev/null < /proc/$pid/cmdline || echo`
+	}
 	process := "echo backend=process"
 	if m.Pidfile != "" {
 		process += `; pid=; while read -r l || [ -n "$l" ]; do while [ -n "$l" ]; do ` +
@@ -189,7 +198,7 @@ func (m *Service) processProbe() string {
 			`if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then printf cmdline=; ` +
 			`if [ -n "${BASH_VERSION-}" ]; then c=; a=; if { while IFS= read -r -d '' a; do c=$c$a' '; done; } 2>/dev/null < /proc/$pid/cmdline; ` +
 			`then printf '%s' "$c$a"; else echo; fi; ` +
-			`else command exec tr '\0' ' ' < /proc/$pid/cmdline; echo; fi; fi`
+			`else ` + tr + `; fi; fi`
 	}
 	return process
 }
@@ -359,7 +368,7 @@ func (m *Service) StartCommand() string {
 		return cmd
 	}
 	// sleep with a fraction is GNU's and BusyBox's; where it fails the loop ends at once.
-	return cmd + "\n" + `n=0; while [ ! -s ` + engine.ShellQuote(m.Pidfile) + ` ] && [ $n -lt 20 ]; do sleep 0.025 2>/dev/null || break; n=$((n+1)); done` + "\n" + m.processProbe()
+	return cmd + "\n" + `n=0; while [ ! -s ` + engine.ShellQuote(m.Pidfile) + ` ] && [ $n -lt 20 ]; do sleep 0.025 2>/dev/null || break; n=$((n+1)); done` + "\n" + m.processProbe(true)
 }
 
 // start runs the start command and waits until the pidfile names a live, matching process.
@@ -460,4 +469,9 @@ func (m *Service) ProbePaths() []string {
 	return p
 }
 
-var _ engine.PathProber = (*Service)(nil)
+// BatchParts implements engine.ProbeBatcher: the probe can run with other services' in one shell.
+func (m *Service) BatchParts() []engine.BatchPart {
+	return []engine.BatchPart{{Probe: m.ProbeCommand(), Batch: stateBatch{}, Arg: m.probeCommand(false)}}
+}
+
+var _ engine.ProbeBatcher = (*Service)(nil)

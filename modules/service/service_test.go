@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -374,6 +375,69 @@ func TestProbeShell(t *testing.T) {
 				if got, want := parseProbe(string(out)), parseProbe(string(ref)); got != want {
 					t.Errorf("%s: parsed %+v, the reference probe %+v", sh, got, want)
 				}
+			}
+		})
+	}
+
+	// Every probe above, batched (as the engine reads them ahead), gives each part exactly what
+	// the probe alone printed.
+	var parts []engine.BatchPart
+	for _, tt := range tests {
+		m := Service{Backend: "process", Pidfile: filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "_")+".pid")}
+		bp := m.BatchParts()
+		if len(bp) != 1 || bp[0].Probe != m.ProbeCommand() || bp[0].Batch.Key() != (stateBatch{}).Key() {
+			t.Fatalf("BatchParts() = %+v, want one part of the state batch for the probe", bp)
+		}
+		parts = append(parts, bp[0])
+	}
+	args := make([]string, len(parts))
+	for i, p := range parts {
+		args[i] = p.Arg
+	}
+	for _, sh := range shells(t) {
+		cmd := exec.Command(sh, "-c", parts[0].Batch.Command(args))
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("%s: batch: %v: %s", sh, err, stderr.Bytes())
+		}
+		res := engine.ExecResult{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
+		split, err := parts[0].Batch.Split(res, args)
+		if err != nil {
+			t.Fatalf("%s: split: %v\n%s", sh, err, stdout.Bytes())
+		}
+		for i, tt := range tests {
+			if got := string(split[i].Stdout); got != tt.want || split[i].ExitCode != 0 {
+				t.Errorf("%s: batch part %q: %q (exit %d), want %q (exit 0)", sh, tt.name, got, split[i].ExitCode, tt.want)
+			}
+		}
+	}
+}
+
+// TestStateBatchRefusesWhatDoesNotLineUp: output that is not the batch's whole answer is
+// refused (the modules then read for themselves) rather than misfiled.
+func TestStateBatchRefusesWhatDoesNotLineUp(t *testing.T) {
+	args := []string{"echo backend=process; echo pid=", "echo backend=process; echo pid="}
+	good := "RBSVC-01\nbackend=process\npid=\n\nRBSVC-01 0 0\nbackend=process\npid=\n\nRBSVC-01 1 0\n"
+	if split, err := (stateBatch{}).Split(engine.ExecResult{Stdout: []byte(good)}, args); err != nil || len(split) != 2 || string(split[1].Stdout) != "backend=process\npid=\n" {
+		t.Fatalf("well-formed output: %+v, %v", split, err)
+	}
+	tests := []struct {
+		name string
+		res  engine.ExecResult
+	}{
+		{"failed", engine.ExecResult{Stdout: []byte(good), ExitCode: 1}},
+		{"error output", engine.ExecResult{Stdout: []byte(good), Stderr: []byte("tr: oops\n")}},
+		{"no marker", engine.ExecResult{Stdout: []byte("backend=process\n")}},
+		{"cut short", engine.ExecResult{Stdout: []byte("RBSVC-01\nbackend=process\npid=\n\nRBSVC-01 0 0\nbackend=process\n")}},
+		{"parts out of order", engine.ExecResult{Stdout: []byte("RBSVC-01\nx\n\nRBSVC-01 1 0\ny\n\nRBSVC-01 0 0\n")}},
+		{"bad status", engine.ExecResult{Stdout: []byte("RBSVC-01\nx\n\nRBSVC-01 0 z\ny\n\nRBSVC-01 1 0\n")}},
+		{"trailing output", engine.ExecResult{Stdout: []byte(good + "more\n")}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if split, err := (stateBatch{}).Split(tt.res, args); err == nil {
+				t.Errorf("Split accepted it: %+v", split)
 			}
 		})
 	}
