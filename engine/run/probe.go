@@ -194,16 +194,40 @@ func (p *probeCache) mark(host string) int {
 	return p.changes[host]
 }
 
-// put stores host's results, unless something changed on the host (or anywhere, of unknown
-// reach) since mark returned since: they may be older than the change.
+// put adds host's results to what it holds, unless something changed on the host (or anywhere,
+// of unknown reach) since mark returned since: they may be older than the change.
 func (p *probeCache) put(host string, results map[string]cachedProbe, since int) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.valid || p.changes[host] != since {
 		return false
 	}
-	p.hosts[host] = results
+	if p.hosts[host] == nil {
+		p.hosts[host] = make(map[string]cachedProbe, len(results))
+	}
+	for cmd, e := range results {
+		p.hosts[host][cmd] = e
+	}
 	return true
+}
+
+// missing returns those of cmds that host's read-ahead does not answer now (each once, in
+// order); false while it is being read or once a change of unknown reach emptied it for good.
+func (p *probeCache) missing(host string, cmds []string) ([]string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, pending := p.pending[host]; pending || !p.valid {
+		return nil, false
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, c := range cmds {
+		if _, ok := p.hosts[host][c]; !ok && !seen[c] {
+			seen[c] = true
+			out = append(out, c)
+		}
+	}
+	return out, true
 }
 
 // invalidate drops what a change on host may make untrue.
@@ -402,18 +426,16 @@ func (r *Runner) planProbes(hosts []string) map[string]*hostProbes {
 				if err != nil || d.HasErrors() {
 					continue
 				}
-				scope := scopeOf(mod)
-				for _, cmd := range mod.(engine.Prober).Probes() {
+				cmds, scope, bps := moduleProbes(mod)
+				for _, cmd := range cmds {
 					add(h, cmd, scope)
 				}
-				if b, ok := mod.(engine.ProbeBatcher); ok {
-					for _, part := range b.BatchParts() {
-						if parts[h] == nil {
-							parts[h] = map[string]engine.BatchPart{}
-						}
-						if seen[h][part.Probe] && part.Batch != nil {
-							parts[h][part.Probe] = part
-						}
+				for _, part := range bps {
+					if parts[h] == nil {
+						parts[h] = map[string]engine.BatchPart{}
+					}
+					if seen[h][part.Probe] {
+						parts[h][part.Probe] = part
 					}
 				}
 			}
@@ -437,6 +459,85 @@ func (r *Runner) planProbes(hosts []string) map[string]*hostProbes {
 		}
 	}
 	return plans
+}
+
+// moduleProbes returns mod's probes (none when it is no Prober), what they read, and those of
+// them that can be batched.
+func moduleProbes(mod engine.Module) ([]string, probeScope, []engine.BatchPart) {
+	p, ok := mod.(engine.Prober)
+	if !ok {
+		return nil, probeScope{}, nil
+	}
+	var parts []engine.BatchPart
+	if b, ok := mod.(engine.ProbeBatcher); ok {
+		for _, part := range b.BatchParts() {
+			if part.Batch != nil {
+				parts = append(parts, part)
+			}
+		}
+	}
+	return p.Probes(), scopeOf(mod), parts
+}
+
+// readSiblings reads, in one round trip, what the for_each elements of a task about to start on
+// host h read first and the host's read-ahead does not answer (a change on the host made it
+// untrue, or their arguments were not known before the run): without it each element would read
+// the host in a session of its own. Like the read-ahead it runs before any of them changes
+// anything, and what it reads serves them as the read-ahead would have. Root probes are left to
+// their modules: they are read ahead only for tasks the run could have started with.
+func (r *Runner) readSiblings(ctx context.Context, h string, insts []config.Instance) {
+	var cmds []string
+	scopes := map[string]probeScope{}
+	parts := map[string]engine.BatchPart{}
+	for _, in := range insts {
+		mod, err, d := r.pb.Decode(in, r.taskOutputs(in.Task))
+		if err != nil || d.HasErrors() {
+			continue
+		}
+		if _, ok := mod.(engine.RootProber); ok {
+			continue
+		}
+		pc, scope, bps := moduleProbes(mod)
+		for _, c := range pc {
+			if old, ok := scopes[c]; ok {
+				scopes[c] = old.merge(scope)
+				continue
+			}
+			scopes[c] = scope
+			cmds = append(cmds, c)
+		}
+		for _, part := range bps {
+			parts[part.Probe] = part
+		}
+	}
+	if len(cmds) < 2 {
+		return
+	}
+	r.probes.wait(ctx, h)
+	cmds, ok := r.probes.missing(h, cmds)
+	if !ok || len(cmds) < 2 {
+		return
+	}
+	var tb [8]byte
+	if _, err := rand.Read(tb[:]); err != nil {
+		return
+	}
+	hp := &hostProbes{
+		entries: batchProbes(cmds, parts),
+		scopes:  scopes,
+		token:   "RBPROBE-" + hex.EncodeToString(tb[:]),
+		since:   r.probes.mark(h),
+	}
+	conn, err := r.pool.Conn(ctx, h)
+	if err != nil {
+		return
+	}
+	if cc, ok := conn.(cachingConn); ok {
+		conn = cc.Conn
+	}
+	if res, err := conn.Exec(ctx, engine.Command{Cmd: hp.script()}); err == nil {
+		r.fileProbes(h, hp, res)
+	}
 }
 
 // fileProbes parses what host's read-ahead script printed and fills the cache with it. It
@@ -505,10 +606,9 @@ func (r *Runner) fileProbes(h string, hp *hostProbes, res engine.ExecResult) boo
 	return true
 }
 
-// prefetch runs, in one remote command per host, the probes planProbes finds, and fills the
+// prefetch runs, in one remote command per host, the probes of plans (planProbes), and fills the
 // cache. It returns the number of hosts whose probes it read.
-func (r *Runner) prefetch(ctx context.Context, hosts []string) int {
-	plans := r.planProbes(hosts)
+func (r *Runner) prefetch(ctx context.Context, hosts []string, plans map[string]*hostProbes) int {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	read := 0

@@ -311,6 +311,77 @@ task "m" {
 	}
 }
 
+// hostMarker writes its file, and also's when set, every time; its change says it acts on its
+// host only (as a service start does).
+type hostMarker struct {
+	Path string `hcl:"path,attr"`
+	Also string `hcl:"also,optional"`
+}
+
+func (m *hostMarker) Run(ctx context.Context, t *engine.Target) (engine.Outcome, error) {
+	cmd := "echo here > " + m.Path
+	if m.Also != "" {
+		cmd += "; echo here > " + m.Also
+	}
+	return engine.Outcome{Summary: "written"}, t.Change(ctx, engine.Change{Summary: "write " + m.Path, HostOnly: true}, func(ctx context.Context) error {
+		_, err := engine.Run(ctx, t.Conn(), cmd)
+		return err
+	})
+}
+
+// TestForEachElementsReadAgainTogether: when a change on the host made what was read ahead of a
+// for_each task's elements untrue, they read it again in one remote command, not one each, and
+// each acts on what it read then (c, which the change wrote, is found there).
+func TestForEachElementsReadAgainTogether(t *testing.T) {
+	dir := t.TempDir()
+	play := filepath.Join(dir, "play.hcl")
+	src := `host "local" { address = "127.0.0.1" }
+task "first" {
+  hostmarker {
+    path = "` + dir + `/first"
+    also = "` + dir + `/c"
+  }
+}
+task "m" {
+  depends_on = [task.first]
+  for_each   = ["a", "b", "c", "d"]
+  marker { path = "` + dir + `/${each.key}" }
+}
+`
+	if err := os.WriteFile(play, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reg := engine.NewRegistry(
+		engine.ModuleInfo{Name: "marker", New: func() engine.Module { return &marker{} }},
+		engine.ModuleInfo{Name: "hostmarker", New: func() engine.Module { return &hostMarker{} }},
+	)
+	for round := 0; round < 5; round++ { // the order the elements run in is the scheduler's
+		for _, n := range []string{"a", "b", "c", "d"} {
+			os.Remove(filepath.Join(dir, n))
+		}
+		rc, sh := runLocal(t, play, reg, Apply)
+		if rc.Changed != 1+3 || rc.OK != 1 {
+			t.Fatalf("apply: %+v, want first and a, b, d changed, c found:\n%s", rc, strings.Join(sh.execs, "\n---\n"))
+		}
+		alone := 0
+		for _, c := range sh.execs {
+			for _, n := range []string{"a", "b", "c", "d"} {
+				if c == (&marker{Path: filepath.Join(dir, n)}).Probes()[0] {
+					alone++
+				}
+			}
+		}
+		if len(sh.execs) != 1+1+1+3 || alone != 0 {
+			t.Fatalf("%d remote commands (%d probes alone), want 6 (read-ahead, first's change, one read of the 4 probes, 3 writes):\n%s", len(sh.execs), alone, strings.Join(sh.execs, "\n---\n"))
+		}
+		for _, n := range []string{"a", "b", "c", "d"} {
+			if b, err := os.ReadFile(filepath.Join(dir, n)); err != nil || string(b) != "here\n" {
+				t.Fatalf("%s: %q, %v", n, b, err)
+			}
+		}
+	}
+}
+
 // hostsReader is a run-once module that reads two files on every host of the run through
 // Target.Hosts, and says so (HostsProber).
 type hostsReader struct {

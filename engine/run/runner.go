@@ -195,9 +195,12 @@ func (r *Runner) Run(ctx context.Context) (*Recap, error) {
 		for _, h := range hosts {
 			r.probes.expect(h)
 		}
+		// planned (and the cache marked) before any task can change anything: a change made
+		// while they are read must keep them out of the cache
+		plans := r.planProbes(hosts)
 		go func() {
 			defer close(prefetched)
-			n := r.prefetch(ctx, hosts)
+			n := r.prefetch(ctx, hosts, plans)
 			for _, h := range hosts {
 				r.probes.done(h)
 			}
@@ -452,6 +455,7 @@ func (r *Runner) runOnHost(ctx context.Context, t *config.Task, h string) bool {
 	if len(insts) == 1 {
 		return ctx.Err() == nil && r.runInstance(ctx, insts[0], nil)
 	}
+	r.readSiblings(ctx, h, insts)
 	// they start together: each reads what the host's read-ahead answered before any of them
 	// changed anything (siblingReads; a plan changes nothing)
 	var reads *siblingReads

@@ -253,7 +253,8 @@ func createMeets(n int, layout Layout) [][]int {
 	return peers
 }
 
-// meshLimit is the largest cluster createMeets meets as a full mesh (276 pairs).
+// meshLimit is the largest cluster createMeets meets as a full mesh (276 pairs). At 8 hosts x 3
+// instances the mesh made no difference (6 fresh installs each, alternating: median 5.99 s both).
 const meshLimit = 24
 
 func planConverge(top *Topology, d Desired, refuse []string) (*Plan, error) {
