@@ -367,8 +367,15 @@ func (m *Service) StartCommand() string {
 	if m.Pidfile == "" {
 		return cmd
 	}
-	// sleep with a fraction is GNU's and BusyBox's; where it fails the loop ends at once.
-	return cmd + "\n" + `n=0; while [ ! -s ` + engine.ShellQuote(m.Pidfile) + ` ] && [ $n -lt 20 ]; do sleep 0.025 2>/dev/null || break; n=$((n+1)); done` + "\n" + m.processProbe(true)
+	// The wait for the pidfile: bash looks every 5 ms, waiting with its own read -t on a pipe
+	// that no one writes to (one process for the whole wait: the pipe's; the process
+	// substitution is hidden from other shells' parsers by eval); other shells every 25 ms with
+	// sleep, whose fraction is GNU's and BusyBox's (where it fails the loop ends at once).
+	p := engine.ShellQuote(m.Pidfile)
+	wait := `n=0; if [ -n "${BASH_VERSION-}" ] && eval 'exec 8<> <(:)' 2>/dev/null; then ` +
+		`while [ ! -s ` + p + ` ] && [ $n -lt 100 ]; do read -r -t 0.005 -u 8 _ 2>/dev/null; n=$((n+1)); done; exec 8<&-; ` +
+		`else while [ ! -s ` + p + ` ] && [ $n -lt 20 ]; do sleep 0.025 2>/dev/null || break; n=$((n+1)); done; fi`
+	return cmd + "\n" + wait + "\n" + m.processProbe(true)
 }
 
 // start runs the start command and waits until the pidfile names a live, matching process.
