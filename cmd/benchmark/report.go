@@ -481,7 +481,11 @@ func markdown(r Results, profile string) string {
 
 	for _, s := range r.Sets {
 		p("## %d hosts × 3 instances\n\n", s.Hosts)
-		p("Measured %s, %d rounds. Seconds; the last column is runbook's median divided by this one's.\n", s.Date, s.Runs)
+		rounds := "rounds"
+		if s.Runs == 1 {
+			rounds = "round"
+		}
+		p("Measured %s, %d %s. Seconds; the last column is runbook's median divided by this one's.\n", s.Date, s.Runs, rounds)
 		if len(s.cpu()) > 0 {
 			p("*CPU s* is the median of the machine's busy CPU time while the procedure ran, summed over its\n")
 			p("%d cores (from `/proc/stat`): the hosts' sshd, shells and redis-server, the procedure's own\n", s.Machine.Cores)
