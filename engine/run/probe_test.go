@@ -560,6 +560,39 @@ func TestInvalidateAcrossHosts(t *testing.T) {
 	}
 }
 
+// TestCacheMissingAndPut: missing names what a host's cache does not answer, once each, and
+// nothing while the host is being read or once the cache is given up; put adds to what is there.
+func TestCacheMissingAndPut(t *testing.T) {
+	cache := newProbeCache()
+	cache.expect("h")
+	if _, ok := cache.missing("h", []string{"a"}); ok {
+		t.Error("missing answered while the host's probes are being read")
+	}
+	if !cache.put("h", map[string]cachedProbe{"a": {}, "b": {}}, cache.mark("h")) {
+		t.Fatal("first put refused")
+	}
+	cache.done("h")
+	if !cache.put("h", map[string]cachedProbe{"c": {}}, cache.mark("h")) {
+		t.Fatal("second put refused")
+	}
+	for _, cmd := range []string{"a", "b", "c"} {
+		if _, ok := cache.get("h", cmd); !ok {
+			t.Errorf("%s lost by a later put", cmd)
+		}
+	}
+	got, ok := cache.missing("h", []string{"a", "d", "c", "e", "d"})
+	if !ok || strings.Join(got, " ") != "d e" {
+		t.Errorf("missing = %q, %v; want [d e], true", got, ok)
+	}
+	if got, ok := cache.missing("other", []string{"a"}); !ok || len(got) != 1 {
+		t.Errorf("missing on a host never read = %q, %v; want [a], true", got, ok)
+	}
+	cache.invalidate("h", engine.Change{}) // unknown reach: given up for good
+	if _, ok := cache.missing("h", []string{"a"}); ok {
+		t.Error("missing answered after the cache was given up")
+	}
+}
+
 // TestPrefetchInLockSession: with the run lock, the checks are read in the session that takes it:
 // a no-op apply is that one remote command, and a first apply uses what it read.
 func TestPrefetchInLockSession(t *testing.T) {
