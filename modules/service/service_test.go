@@ -455,7 +455,10 @@ func TestStartCommandShell(t *testing.T) {
 		t.Run(sh, func(t *testing.T) {
 			dir := t.TempDir()
 			pidfile := filepath.Join(dir, "d.pid")
-			m := Service{Pidfile: pidfile, Start: "sh -c 'sleep 0.1; echo $$ > " + pidfile + "; exec sleep 59' >/dev/null 2>&1 &"}
+			// Like a real daemon, the process the pidfile names is the daemon by the time it is
+			// written (writing it before an exec would let a quick look see the command line
+			// change under it).
+			m := Service{Pidfile: pidfile, Start: "sh -c 'sleep 0.1; sleep 59 & sleep 0.05; echo $! > " + pidfile + "' >/dev/null 2>&1 &"}
 			out, err := exec.Command(sh, "-c", m.StartCommand()).Output()
 			if err != nil {
 				t.Fatalf("%v: %s", err, out)
