@@ -447,18 +447,40 @@ func (r *Runner) planProbes(hosts []string) map[string]*hostProbes {
 		if len(cmds) < 2 || r.hostFailed(h) {
 			continue
 		}
-		var tb [8]byte
-		if _, err := rand.Read(tb[:]); err != nil {
-			continue
-		}
-		plans[h] = &hostProbes{
-			entries: batchProbes(cmds, parts[h]),
-			scopes:  scopes[h],
-			token:   "RBPROBE-" + hex.EncodeToString(tb[:]),
-			since:   r.probes.mark(h),
+		if hp := r.newHostProbes(h, cmds, parts[h], scopes[h]); hp != nil {
+			plans[h] = hp
 		}
 	}
 	return plans
+}
+
+// newHostProbes is the read of cmds on host h, batched with parts, marked now; nil when no
+// random token can be made.
+func (r *Runner) newHostProbes(h string, cmds []string, parts map[string]engine.BatchPart, scopes map[string]probeScope) *hostProbes {
+	var tb [8]byte
+	if _, err := rand.Read(tb[:]); err != nil {
+		return nil
+	}
+	return &hostProbes{
+		entries: batchProbes(cmds, parts),
+		scopes:  scopes,
+		token:   "RBPROBE-" + hex.EncodeToString(tb[:]),
+		since:   r.probes.mark(h),
+	}
+}
+
+// readProbes runs hp's script on host h, on the connection under the cache (its commands wait
+// for this very read), and files what it printed (fileProbes). It reports whether it did.
+func (r *Runner) readProbes(ctx context.Context, h string, hp *hostProbes) bool {
+	conn, err := r.pool.Conn(ctx, h)
+	if err != nil {
+		return false
+	}
+	if cc, ok := conn.(cachingConn); ok {
+		conn = cc.Conn
+	}
+	res, err := conn.Exec(ctx, engine.Command{Cmd: hp.script()})
+	return err == nil && r.fileProbes(h, hp, res)
 }
 
 // moduleProbes returns mod's probes (none when it is no Prober), what they read, and those of
@@ -518,30 +540,11 @@ func (r *Runner) readSiblings(ctx context.Context, h string, insts []config.Inst
 	if !ok || len(cmds) < 2 {
 		return
 	}
-	var tb [8]byte
-	if _, err := rand.Read(tb[:]); err != nil {
-		return
-	}
-	hp := &hostProbes{
-		entries: batchProbes(cmds, parts),
-		scopes:  scopes,
-		token:   "RBPROBE-" + hex.EncodeToString(tb[:]),
-		since:   r.probes.mark(h),
-	}
-	conn, err := r.pool.Conn(ctx, h)
-	if err != nil {
-		return
-	}
-	if cc, ok := conn.(cachingConn); ok {
-		conn = cc.Conn
-	}
-	if res, err := conn.Exec(ctx, engine.Command{Cmd: hp.script()}); err == nil {
-		r.fileProbes(h, hp, res)
+	if hp := r.newHostProbes(h, cmds, parts, scopes); hp != nil {
+		r.readProbes(ctx, h, hp)
 	}
 }
 
-// fileProbes parses what host's read-ahead script printed and fills the cache with it. It
-// reports whether the results were kept.
 // planHostProbes adds the probes that run-once task t runs on the hosts of the run (HostsProber),
 // decoded as the run will decode it: on the first host of the task that the run reaches.
 func (r *Runner) planHostProbes(t *config.Task, add func(h, cmd string, scope probeScope)) {
@@ -578,6 +581,8 @@ func (r *Runner) planHostProbes(t *config.Task, add func(h, cmd string, scope pr
 	}
 }
 
+// fileProbes parses what host's read-ahead script printed and fills the cache with it. It
+// reports whether the results were kept.
 func (r *Runner) fileProbes(h string, hp *hostProbes, res engine.ExecResult) bool {
 	if res.ExitCode != 0 {
 		return false // the modules will read for themselves
@@ -622,15 +627,7 @@ func (r *Runner) prefetch(ctx context.Context, hosts []string, plans map[string]
 		go func() {
 			defer wg.Done()
 			defer r.probes.done(h)
-			conn, err := r.pool.Conn(ctx, h)
-			if err != nil {
-				return
-			}
-			if cc, ok := conn.(cachingConn); ok {
-				conn = cc.Conn // its commands wait for this very read
-			}
-			res, err := conn.Exec(ctx, engine.Command{Cmd: hp.script()})
-			if err != nil || !r.fileProbes(h, hp, res) {
+			if !r.readProbes(ctx, h, hp) {
 				return
 			}
 			mu.Lock()

@@ -481,4 +481,7 @@ func (m *Service) BatchParts() []engine.BatchPart {
 	return []engine.BatchPart{{Probe: m.ProbeCommand(), Batch: stateBatch{}, Arg: m.probeCommand(false)}}
 }
 
-var _ engine.ProbeBatcher = (*Service)(nil)
+var (
+	_ engine.PathProber   = (*Service)(nil)
+	_ engine.ProbeBatcher = (*Service)(nil)
+)
