@@ -22,9 +22,14 @@ type Conn interface {
 
 // Command is a remote command.
 type Command struct {
-	// Cmd is the shell command line, run by `sh -c`. Quote arguments with ShellQuote.
+	// Cmd is the shell command line, run by `sh -c`. Quote arguments with ShellQuote. A Conn may
+	// run it in a subshell of a shell that runs the host's commands one after the other
+	// (sshconn's command shells): $$ is then that shell's process, not the command's own; a
+	// command that signals or names its own process uses `sh -c` (or bash's $BASHPID).
 	Cmd string
-	// Stdin, when not nil, is copied to the command's standard input.
+	// Stdin, when not nil, is copied to the command's standard input. A Conn may send input that
+	// a *bytes.Reader, *strings.Reader or *bytes.Buffer holds whole along with the command; any
+	// other reader is read as the command runs (a stream that lasts, like the run lock's).
 	Stdin io.Reader
 	// Stdout, when not nil, also receives the command's standard output as it arrives, while the
 	// command runs (ExecResult.Stdout still holds all of it). Every Conn implements it: the run

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 )
@@ -80,7 +79,9 @@ func WriteFile(ctx context.Context, c Conn, f FileSpec) error {
 		fmt.Fprintf(&b, `chown %s "$t"; `, ShellQuote(f.Owner+":"+f.Group))
 	}
 	fmt.Fprintf(&b, `mv -f "$t" %s; trap - EXIT`, q)
-	stdin := io.MultiReader(bytes.NewReader(f.Content), strings.NewReader(UploadSentinel))
+	// one reader that holds all of it: a Conn may then send it with the command (sshconn's
+	// command shells)
+	stdin := bytes.NewReader(append(append(make([]byte, 0, len(f.Content)+len(UploadSentinel)), f.Content...), UploadSentinel...))
 	res, err := c.Exec(ctx, Command{Cmd: b.String(), Stdin: stdin})
 	if err != nil {
 		return fmt.Errorf("write %s: %w", f.Path, err)

@@ -1,6 +1,7 @@
 // Package sshconn implements engine.Conn over one persistent SSH connection per host: every command
-// of a run is a session over that connection and every forwarded TCP connection a direct-tcpip
-// channel, so a run pays the TCP and SSH handshakes once per host.
+// of a run runs over that connection, in a command shell kept open on it (shell.go) or as a
+// session of its own, and every forwarded TCP connection is a direct-tcpip channel, so a run pays
+// the TCP and SSH handshakes once per host and, in the shells, no session per command.
 //
 // Dial connects and checks the host key against known_hosts (see HostKeyPolicy). The Client sends
 // keepalives and closes a connection that stops answering, so commands over a host that vanished
@@ -39,6 +40,7 @@ type Client struct {
 	hk      *hostKeyChecker
 	jump    *Client
 	sem     chan struct{} // one slot per concurrent session
+	shells  shellPool     // command shells (each holds a slot of sem while it is open)
 
 	mu       sync.Mutex // guards the fields below; held while connecting
 	cur      *conn
@@ -122,6 +124,7 @@ func dialResolved(ctx context.Context, rc Config, secrets *engine.Secrets, agent
 		cfg:     rc,
 		secrets: secrets,
 		sem:     make(chan struct{}, rc.MaxSessions),
+		shells:  shellPool{limit: rc.Shells},
 		hk:      &hostKeyChecker{name: rc.Name, file: rc.KnownHosts, policy: rc.HostKeyPolicy, hashed: rc.HashKnownHosts},
 	}
 	if rc.Jump != nil {
@@ -422,14 +425,21 @@ func (c *Client) newSession(ctx context.Context, cn *conn) (*ssh.Session, error)
 }
 
 // Exec runs cmd.Cmd on the host (through the remote user's shell, as `sh -c` would) and returns
-// its output and exit status. A non-zero exit status is not an error. Exec waits while
-// MaxSessions commands run. When ctx ends, Exec returns at once: the command is sent SIGTERM and
-// its session closed. (OpenSSH up to at least 9.2 does not deliver signals to root's sessions;
-// such a command runs on until it ends or writes to its closed output.)
+// its output and exit status. A non-zero exit status is not an error. A command that does not
+// stream its output runs in a command shell when the user's shell is bash (see shell.go), else
+// as a session of its own. Exec waits while MaxSessions commands run. When ctx ends, Exec
+// returns at once: a session's command is sent SIGTERM and its session closed, a command
+// shell's session is closed. (OpenSSH up to at least 9.2 does not deliver signals to root's
+// sessions; such a command runs on until it ends or writes to its closed output.)
 func (c *Client) Exec(ctx context.Context, cmd engine.Command) (engine.ExecResult, error) {
 	name := c.cfg.Name
 	if c.secrets.Contains(cmd.Cmd) {
 		return engine.ExecResult{}, fmt.Errorf("%s: %w", name, ErrSecretInCommand)
+	}
+	if cmd.Stdout == nil && cmd.Stderr == nil {
+		if res, done, err := c.execShell(ctx, &cmd); done {
+			return res, err
+		}
 	}
 	select {
 	case c.sem <- struct{}{}:
@@ -538,6 +548,7 @@ func (c *Client) Close() error {
 	c.closed = true
 	cur := c.cur
 	c.mu.Unlock()
+	c.shells.closeAll()
 	if cur != nil {
 		cur.fail(ErrClosed)
 	}

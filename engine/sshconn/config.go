@@ -58,6 +58,7 @@ const (
 	DefaultConnectTimeout = 10 * time.Second
 	DefaultKeepAlive      = 15 * time.Second
 	DefaultMaxSessions    = 8
+	DefaultShells         = 4
 )
 
 // maxJumps bounds a ProxyJump chain (and catches loops in ssh_config).
@@ -100,6 +101,11 @@ type Config struct {
 	// MaxSessions bounds the concurrent sessions (commands) over the connection; more Execs wait.
 	// Default 8 (sshd allows 10 per connection by default).
 	MaxSessions int
+	// Shells bounds the command shells kept open over the connection (sessions whose shell runs
+	// the commands it is sent, one after the other: see shell.go); each takes one of the
+	// MaxSessions. Default DefaultShells, at most MaxSessions/2; negative: none, every command is
+	// a session of its own.
+	Shells int
 	// Persist, when not zero, keeps the connection open in a keeper process for that long after
 	// the last run using it ended, and runs in the meantime use it instead of connecting (see
 	// ServeMux; the program's main must call it when MuxRequested). A run falls back to its own
@@ -156,6 +162,10 @@ func (c Config) resolveDepth(depth int) (Config, error) {
 	if c.MaxSessions <= 0 {
 		c.MaxSessions = DefaultMaxSessions
 	}
+	if c.Shells == 0 {
+		c.Shells = DefaultShells
+	}
+	c.Shells = min(c.Shells, c.MaxSessions/2)
 	if c.Persist < 0 {
 		return c, fmt.Errorf("%s: persist must not be negative, not %s", c.Name, c.Persist)
 	}

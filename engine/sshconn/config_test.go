@@ -54,11 +54,11 @@ func TestResolveDefaults(t *testing.T) {
 	want := Config{
 		Name: "node1", Address: "10.0.0.1", Port: 22, User: "root",
 		PrivateKeys: []string{filepath.Join(home, ".ssh", "id")}, KnownHosts: known,
-		ConnectTimeout: 10 * time.Second, KeepAlive: 15 * time.Second, MaxSessions: 8,
+		ConnectTimeout: 10 * time.Second, KeepAlive: 15 * time.Second, MaxSessions: 8, Shells: 4,
 		Jump: &Config{
 			Name: "bastion", Address: "bastion", Port: 22, User: "root",
 			PrivateKeys: []string{filepath.Join(home, ".ssh", "id")}, KnownHosts: known,
-			ConnectTimeout: 10 * time.Second, KeepAlive: 15 * time.Second, MaxSessions: 8,
+			ConnectTimeout: 10 * time.Second, KeepAlive: 15 * time.Second, MaxSessions: 8, Shells: 4,
 		},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {

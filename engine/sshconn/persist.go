@@ -171,7 +171,7 @@ func persistKey(cfg Config, agent string) (string, error) {
 	c := cfg
 	// what only bounds or tunes the connection does not make it another one: status (3 s to
 	// connect) shares apply's (10 s)
-	c.Persist, c.PersistDir, c.ConnectTimeout, c.KeepAlive, c.MaxSessions = 0, "", 0, 0, 0
+	c.Persist, c.PersistDir, c.ConnectTimeout, c.KeepAlive, c.MaxSessions, c.Shells = 0, "", 0, 0, 0, 0
 	if err := json.NewEncoder(h).Encode(c); err != nil {
 		return "", err
 	}

@@ -1,0 +1,427 @@
+package sshconn
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/runbook/runbook/engine"
+)
+
+// A command shell is one session, kept open for the run, whose shell reads the commands it runs
+// from its standard input instead of sshd starting a session and a login shell for each: on a
+// busy host each session costs sshd a fork and the user's shell a start (about 20 ms of CPU on
+// the lab), a command of the shell one subshell fork (about 4 ms). Each command still runs in a
+// subshell of its own (an exit, cd, variable or trap of one does not reach the next), with no
+// input or with exactly the bytes it was given, and what it prints on each stream comes back
+// framed by lines that carry a random token. It needs bash (read -N); under any other login
+// shell the session says so at once, before reading anything, and the Client runs its commands
+// as sessions, as it always did.
+
+// maxShellStdin is the most input a command of a shell is given; a command with more runs as a
+// session of its own. The input travels base64-encoded in a shell variable and reaches the
+// command through a here-string, which bash writes to a pipe when it fits one (64 KiB on Linux):
+// never to a temporary file.
+const maxShellStdin = 32 << 10
+
+// errNoShell says that the session's shell is not bash: the command did not run.
+var errNoShell = errors.New("the login shell is not bash")
+
+// errShellEnded says that the shell ended while a command ran: it may have run.
+var errShellEnded = errors.New("the command shell ended before the command did (it may have run)")
+
+// errNotTaken says that the shell ended (or failed) before it had read the command: it did not run.
+var errNotTaken = errors.New("the command shell ended before it took the command")
+
+// shellScript is the loop a command shell runs. A command is sent as a header line, "LEN -" or
+// "LEN INLEN", then LEN bytes of script, then INLEN bytes of base64 input; read -N counts bytes
+// under LC_ALL=C, which is set for the reads only: commands see the session's own locale. The
+// input (which may hold a secret) is dropped from the shell's variables once the command ended.
+// Once it has read a command whole the shell says so on stdout ("\nTOKEN +\n"), so a shell that
+// ends before that line ran nothing of it; after the command it prints "\nTOKEN STATUS\n" on
+// stdout and "\nTOKEN\n" on stderr. It ends when its input ends.
+func shellScript(token string) string {
+	// The loop is bash's only: another shell must not parse it (a here-string is a syntax error
+	// to dash), so it is a quoted word that bash evals. All on line 1: bash numbers the lines of
+	// an eval'd script from the line of the eval, and so says "line 1" where `bash -c` would.
+	loop := `while IFS= read -r __rb_h; do ` +
+		`IFS= LC_ALL=C read -r -N "${__rb_h%% *}" __rb_s || exit 0; __rb_i=${__rb_h#* }; ` +
+		`[ "$__rb_i" = - ] || { IFS= LC_ALL=C read -r -N "$__rb_i" __rb_d || exit 0; }; ` +
+		`printf '\n%s +\n' ` + token + `; ` +
+		`if [ "$__rb_i" = - ]; then ( unset __rb_h __rb_i __rb_r; eval "$__rb_s" ) </dev/null; ` +
+		`else base64 -d <<<"$__rb_d" | ( unset __rb_h __rb_i __rb_r __rb_d; eval "$__rb_s" ); fi; ` +
+		`__rb_r=$?; unset __rb_d; printf '\n%s %s\n' ` + token + ` "$__rb_r"; printf '\n%s\n' ` + token + ` >&2; ` +
+		`done`
+	return `[ -n "${BASH_VERSION-}" ] || { printf '\n%s none\n' ` + token + `; exit 0; }; eval ` + engine.ShellQuote(loop)
+}
+
+// newShellToken returns a random token for the frame lines of a shell.
+func newShellToken() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "RBSH-" + hex.EncodeToString(b[:])
+}
+
+// frame is what one command of a shell printed on one stream.
+type frame struct {
+	data   []byte
+	status string // stdout only: the exit status, or "none"
+	err    error  // the stream ended (or failed) before the frame did
+}
+
+// shell is one command shell: its input, and the frames of its two output streams as they come.
+type shell struct {
+	token  string
+	stdin  io.WriteCloser
+	out    chan frame
+	errs   chan frame
+	close  func() // ends the session
+	broken bool   // a command failed in a way that leaves the shell unusable
+}
+
+// startShell reads the frames of a shell whose script runs with stdin, stdout and stderr.
+func startShell(token string, stdin io.WriteCloser, stdout, stderr io.Reader, closeFn func()) *shell {
+	s := &shell{token: token, stdin: stdin, out: make(chan frame, 1), errs: make(chan frame, 1), close: closeFn}
+	go readFrames(stdout, []byte("\n"+token+" "), true, s.out)
+	go readFrames(stderr, []byte("\n"+token+"\n"), false, s.errs)
+	return s
+}
+
+// readFrames splits r into frames at each marker: with status, the marker ends with the rest of
+// its line, the status. It sends each frame on ch, then, when r ends, a frame with an error,
+// and closes ch.
+func readFrames(r io.Reader, marker []byte, status bool, ch chan<- frame) {
+	defer close(ch)
+	var buf []byte
+	scanned := 0 // buf[:scanned] holds no marker start
+	chunk := make([]byte, 32<<10)
+	for {
+		for {
+			i := bytes.Index(buf[scanned:], marker)
+			if i < 0 {
+				scanned = max(0, len(buf)-len(marker)+1)
+				break
+			}
+			i += scanned
+			end := i + len(marker)
+			st := ""
+			if status {
+				nl := bytes.IndexByte(buf[end:], '\n')
+				if nl < 0 {
+					scanned = i
+					break
+				}
+				st = string(buf[end : end+nl])
+				end += nl + 1
+			}
+			ch <- frame{data: bytes.Clone(buf[:i]), status: st}
+			buf = append(buf[:0], buf[end:]...)
+			scanned = 0
+		}
+		n, err := r.Read(chunk)
+		buf = append(buf, chunk[:n]...)
+		if err != nil {
+			if n > 0 {
+				continue // look for markers in the last bytes first
+			}
+			if err == io.EOF {
+				err = errShellEnded
+			}
+			ch <- frame{err: err}
+			return
+		}
+	}
+}
+
+// run sends one command and waits for its result. in is its input (nil: none). A shell whose
+// run returned an error other than errNoShell must not be used again.
+func (s *shell) run(ctx context.Context, script string, in []byte) (stdout, stderr []byte, status int, err error) {
+	var msg bytes.Buffer
+	if in == nil {
+		fmt.Fprintf(&msg, "%d -\n%s", len(script), script)
+	} else {
+		enc := base64.StdEncoding.EncodeToString(in)
+		fmt.Fprintf(&msg, "%d %d\n%s%s", len(script), len(enc), script, enc)
+	}
+	written := make(chan error, 1)
+	go func() {
+		_, err := s.stdin.Write(msg.Bytes())
+		written <- err
+	}()
+	next := func() (frame, error) {
+		select {
+		case f, ok := <-s.out:
+			if !ok {
+				f.err = errShellEnded
+			}
+			return f, nil
+		case <-ctx.Done():
+			s.broken = true
+			return frame{}, ctx.Err()
+		}
+	}
+	ack, err := next()
+	switch {
+	case err != nil:
+		return nil, nil, 0, err
+	case ack.err != nil:
+		s.broken = true
+		return nil, nil, 0, fmt.Errorf("%w: %w", errNotTaken, ack.err)
+	case ack.status == "none":
+		s.broken = true
+		return nil, nil, 0, errNoShell
+	case ack.status != "+":
+		s.broken = true
+		return nil, nil, 0, fmt.Errorf("unexpected status line %q", ack.status)
+	}
+	// Output ahead of the line that says the command was taken is a background process's of an
+	// earlier command, still writing to the shell's streams: the shell is not used again.
+	stray := len(ack.data) > 0
+	out, err := next()
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	if out.err != nil {
+		s.broken = true
+		return nil, nil, 0, out.err
+	}
+	var errOut frame
+	select {
+	case f, ok := <-s.errs:
+		if errOut = f; !ok {
+			errOut.err = errShellEnded
+		}
+	case <-ctx.Done():
+		s.broken = true
+		return nil, nil, 0, ctx.Err()
+	}
+	if errOut.err != nil {
+		s.broken = true
+		return nil, nil, 0, errOut.err
+	}
+	if err := <-written; err != nil {
+		s.broken = true
+		return nil, nil, 0, fmt.Errorf("send the command: %w", err)
+	}
+	st, err := strconv.Atoi(out.status)
+	if err != nil {
+		s.broken = true
+		return nil, nil, 0, fmt.Errorf("unexpected status line %q", out.status)
+	}
+	s.broken = stray
+	return out.data, errOut.data, st, nil
+}
+
+// shellPool is a Client's idle command shells and how many it has open.
+type shellPool struct {
+	mu    sync.Mutex
+	idle  []*pooledShell
+	open  int
+	none  bool // the login shell is not bash: no more shells
+	limit int
+}
+
+// pooledShell is a shell of a connection.
+type pooledShell struct {
+	*shell
+	cn *conn
+}
+
+// take returns an idle shell of cn, or reserves the opening of a new one (nil, true), or says
+// that no shell is to be had (nil, false). Idle shells of other (older) connections are ended.
+func (p *shellPool) take(cn *conn) (*pooledShell, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.none {
+		return nil, false
+	}
+	for len(p.idle) > 0 {
+		s := p.idle[len(p.idle)-1]
+		p.idle = p.idle[:len(p.idle)-1]
+		if s.cn == cn {
+			return s, true
+		}
+		p.open--
+		s.close()
+	}
+	if p.open >= p.limit {
+		return nil, false
+	}
+	p.open++
+	return nil, true
+}
+
+// put gives back a shell after a command; a broken one is ended.
+func (p *shellPool) put(s *pooledShell) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s.broken || p.none {
+		p.open--
+		s.close()
+		return
+	}
+	p.idle = append(p.idle, s)
+}
+
+// forget gives back a reservation (or a shell already ended); none marks the login shell as not
+// bash.
+func (p *shellPool) forget(none bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.open--
+	if none {
+		p.none = true
+	}
+}
+
+// closeAll ends the idle shells.
+func (p *shellPool) closeAll() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	p.open -= len(idle)
+	p.mu.Unlock()
+	for _, s := range idle {
+		s.close()
+	}
+}
+
+// execShell runs cmd in a command shell of the current connection. done is false when it did not
+// run it and the caller is to run it as a session: no shell to be had (all busy, the login shell
+// is not bash, a session refused), or input that is not a bytes.Reader, strings.Reader or
+// bytes.Buffer of at most maxShellStdin bytes (cmd.Stdin then still yields all of it).
+func (c *Client) execShell(ctx context.Context, cmd *engine.Command) (res engine.ExecResult, done bool, err error) {
+	name := c.cfg.Name
+	var in []byte
+	if cmd.Stdin != nil {
+		var ok bool
+		if in, ok = wholeInput(cmd.Stdin); !ok {
+			return res, false, nil
+		}
+		cmd.Stdin = bytes.NewReader(in) // for a session, if it comes to one
+		if len(in) == 0 {
+			in = nil // no input: /dev/null, as good as an empty one
+		}
+	}
+	c.mu.Lock()
+	cn := c.cur
+	c.mu.Unlock()
+	if !cn.alive() {
+		return res, false, nil // the session path connects again
+	}
+	s, ok := c.shells.take(cn)
+	if !ok {
+		return res, false, nil
+	}
+	if s == nil {
+		select {
+		case c.sem <- struct{}{}:
+		case <-ctx.Done():
+			c.shells.forget(false)
+			return res, true, fmt.Errorf("%s: waiting for a free session: %w", name, ctx.Err())
+		}
+		if s, err = c.openShell(ctx, cn); err != nil {
+			<-c.sem
+			c.shells.forget(false)
+			return res, false, nil
+		}
+	}
+	stdout, stderr, status, err := s.run(ctx, cmd.Cmd, in)
+	switch {
+	case err == nil:
+		c.shells.put(s)
+		return engine.ExecResult{Stdout: stdout, Stderr: stderr, ExitCode: status}, true, nil
+	case errors.Is(err, errNoShell):
+		// nothing ran: every command of this connection is a session from now on
+		c.shells.forget(true)
+		s.close()
+		return res, false, nil
+	case errors.Is(err, errNotTaken) && ctx.Err() == nil:
+		// nothing ran (the connection may have ended while the shell was idle): a session,
+		// which connects again if it must
+		c.shells.put(s)
+		return res, false, nil
+	}
+	c.shells.put(s) // broken: ended
+	if ctx.Err() != nil {
+		return res, true, fmt.Errorf("%s: command cancelled: %w", name, ctx.Err())
+	}
+	if dead, cause := cn.lost(); dead {
+		return res, true, &LostError{Host: name, Cause: cause, Running: true}
+	}
+	return res, true, fmt.Errorf("%s: %w", name, err)
+}
+
+// wholeInput returns what is left of r when r holds it all in memory and it is at most
+// maxShellStdin bytes; false otherwise (r untouched): a stream, such as the run lock's
+// heartbeats, is a session's, fed as it comes.
+func wholeInput(r io.Reader) ([]byte, bool) {
+	var n int
+	switch v := r.(type) {
+	case *bytes.Reader:
+		n = v.Len()
+	case *strings.Reader:
+		n = v.Len()
+	case *bytes.Buffer:
+		n = v.Len()
+	default:
+		return nil, false
+	}
+	if n > maxShellStdin {
+		return nil, false
+	}
+	b, err := io.ReadAll(r)
+	return b, err == nil
+}
+
+// openShell starts a command shell over cn, holding one slot of c.sem until its session ends.
+func (c *Client) openShell(ctx context.Context, cn *conn) (*pooledShell, error) {
+	sess, err := c.newSession(ctx, cn)
+	if err != nil {
+		return nil, err
+	}
+	stdin, err := sess.StdinPipe()
+	if err != nil {
+		sess.Close()
+		return nil, err
+	}
+	stdout, err := sess.StdoutPipe()
+	if err != nil {
+		sess.Close()
+		return nil, err
+	}
+	stderr, err := sess.StderrPipe()
+	if err != nil {
+		sess.Close()
+		return nil, err
+	}
+	token := newShellToken()
+	if err := sess.Start(shellScript(token)); err != nil {
+		sess.Close()
+		return nil, err
+	}
+	if cn.quickAck != nil {
+		cn.quickAck.done() // sshd has turned TCP_NODELAY on
+	}
+	var once sync.Once
+	end := func() {
+		once.Do(func() {
+			sess.Close()
+			c.wg.Add(1)
+			go func() {
+				defer c.wg.Done()
+				_ = sess.Wait()
+				<-c.sem
+			}()
+		})
+	}
+	return &pooledShell{shell: startShell(token, stdin, stdout, stderr, end), cn: cn}, nil
+}
