@@ -402,10 +402,27 @@ const sessionRetry = time.Second
 // MaxSessions slots still taken for a moment: such a refusal (before anything ran) is retried
 // with a short backoff.
 func (c *Client) newSession(ctx context.Context, cn *conn) (*ssh.Session, error) {
+	return retryRefused(ctx, c, func() (*ssh.Session, error) { return cn.ssh.NewSession() })
+}
+
+// openSessionChannel opens a session channel (for a command shell), retried as newSession's.
+func (c *Client) openSessionChannel(ctx context.Context, cn *conn) (ssh.Channel, <-chan *ssh.Request, error) {
+	var reqs <-chan *ssh.Request
+	ch, err := retryRefused(ctx, c, func() (ssh.Channel, error) {
+		ch, r, err := cn.ssh.OpenChannel("session", nil)
+		reqs = r
+		return ch, err
+	})
+	return ch, reqs, err
+}
+
+// retryRefused calls open until it succeeds, fails otherwise than by sshd refusing the channel
+// for want of a session slot, sessionRetry has passed, or ctx ends.
+func retryRefused[T any](ctx context.Context, c *Client, open func() (T, error)) (T, error) {
 	deadline := time.Now().Add(sessionRetry)
 	wait := time.Millisecond
 	for {
-		s, err := cn.ssh.NewSession()
+		s, err := open()
 		var oce *ssh.OpenChannelError
 		if err == nil || !errors.As(err, &oce) || oce.Reason != ssh.ConnectionFailed || time.Now().After(deadline) {
 			if oce != nil && oce.Reason == ssh.ConnectionFailed {
@@ -417,7 +434,8 @@ func (c *Client) newSession(ctx context.Context, cn *conn) (*ssh.Session, error)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, ctx.Err()
+			var zero T
+			return zero, ctx.Err()
 		case <-t.C:
 		}
 		wait = min(2*wait, 50*time.Millisecond)

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/runbook/runbook/engine"
 )
 
@@ -27,9 +29,10 @@ import (
 // as sessions, as it always did.
 
 // maxShellStdin is the most input a command of a shell is given; a command with more runs as a
-// session of its own. The input travels base64-encoded in a shell variable and reaches the
-// command through a here-string, which bash writes to a pipe when it fits one (64 KiB on Linux):
-// never to a temporary file.
+// session of its own. The input travels in a shell variable and reaches the command through a
+// pipe (64 KiB on Linux), never a temporary file: as is, written by a forked printf, when it
+// holds no NUL byte (which a shell variable cannot), else base64-encoded, decoded by base64(1)
+// from a here-string.
 const maxShellStdin = 32 << 10
 
 // errNoShell says that the session's shell is not bash: the command did not run.
@@ -41,23 +44,26 @@ var errShellEnded = errors.New("the command shell ended before the command did (
 // errNotTaken says that the shell ended (or failed) before it had read the command: it did not run.
 var errNotTaken = errors.New("the command shell ended before it took the command")
 
-// shellScript is the loop a command shell runs. A command is sent as a header line, "LEN -" or
-// "LEN INLEN", then LEN bytes of script, then INLEN bytes of base64 input; read -N counts bytes
-// under LC_ALL=C, which is set for the reads only: commands see the session's own locale. The
-// input (which may hold a secret) is dropped from the shell's variables once the command ended.
-// Once it has read a command whole the shell says so on stdout ("\nTOKEN +\n"), so a shell that
-// ends before that line ran nothing of it; after the command it prints "\nTOKEN STATUS\n" on
-// stdout and "\nTOKEN\n" on stderr. It ends when its input ends.
+// shellScript is the loop a command shell runs. A command is sent as a header line, "LEN -" (no
+// input), "LEN r INLEN" (INLEN bytes of input as is) or "LEN b INLEN" (base64), then LEN bytes of
+// script, then the input; read -N counts bytes under LC_ALL=C, which is set for the reads only:
+// commands see the session's own locale. The input (which may hold a secret) is dropped from the
+// shell's variables once the command ended. Once it has read a command whole the shell says so
+// on stdout ("\nTOKEN +\n"), so a shell that ends before that line ran nothing of it; after the
+// command it prints "\nTOKEN STATUS\n" on stdout and "\nTOKEN\n" on stderr. It ends when its
+// input ends.
 func shellScript(token string) string {
 	// The loop is bash's only: another shell must not parse it (a here-string is a syntax error
 	// to dash), so it is a quoted word that bash evals. All on line 1: bash numbers the lines of
 	// an eval'd script from the line of the eval, and so says "line 1" where `bash -c` would.
+	const run = `( unset __rb_h __rb_i __rb_r __rb_d; eval "$__rb_s" )`
 	loop := `while IFS= read -r __rb_h; do ` +
 		`IFS= LC_ALL=C read -r -N "${__rb_h%% *}" __rb_s || exit 0; __rb_i=${__rb_h#* }; ` +
-		`[ "$__rb_i" = - ] || { IFS= LC_ALL=C read -r -N "$__rb_i" __rb_d || exit 0; }; ` +
+		`case $__rb_i in -) ;; *) IFS= LC_ALL=C read -r -N "${__rb_i#? }" __rb_d || exit 0;; esac; ` +
 		`printf '\n%s +\n' ` + token + `; ` +
-		`if [ "$__rb_i" = - ]; then ( unset __rb_h __rb_i __rb_r; eval "$__rb_s" ) </dev/null; ` +
-		`else base64 -d <<<"$__rb_d" | ( unset __rb_h __rb_i __rb_r __rb_d; eval "$__rb_s" ); fi; ` +
+		`case $__rb_i in -) ` + run + ` </dev/null;; ` +
+		`r*) printf %s "$__rb_d" | ` + run + `;; ` +
+		`*) base64 -d <<<"$__rb_d" | ` + run + `;; esac; ` +
 		`__rb_r=$?; unset __rb_d; printf '\n%s %s\n' ` + token + ` "$__rb_r"; printf '\n%s\n' ` + token + ` >&2; ` +
 		`done`
 	return `[ -n "${BASH_VERSION-}" ] || { printf '\n%s none\n' ` + token + `; exit 0; }; eval ` + engine.ShellQuote(loop)
@@ -145,11 +151,14 @@ func readFrames(r io.Reader, marker []byte, status bool, ch chan<- frame) {
 // run returned an error other than errNoShell must not be used again.
 func (s *shell) run(ctx context.Context, script string, in []byte) (stdout, stderr []byte, status int, err error) {
 	var msg bytes.Buffer
-	if in == nil {
+	switch {
+	case in == nil:
 		fmt.Fprintf(&msg, "%d -\n%s", len(script), script)
-	} else {
+	case bytes.IndexByte(in, 0) < 0:
+		fmt.Fprintf(&msg, "%d r %d\n%s%s", len(script), len(in), script, in)
+	default:
 		enc := base64.StdEncoding.EncodeToString(in)
-		fmt.Fprintf(&msg, "%d %d\n%s%s", len(script), len(enc), script, enc)
+		fmt.Fprintf(&msg, "%d b %d\n%s%s", len(script), len(enc), script, enc)
 	}
 	written := make(chan error, 1)
 	go func() {
@@ -382,46 +391,31 @@ func wholeInput(r io.Reader) ([]byte, bool) {
 	return b, err == nil
 }
 
-// openShell starts a command shell over cn, holding one slot of c.sem until its session ends.
+// openShell starts a command shell over cn, holding one slot of c.sem until it ends. It asks
+// for the shell without waiting for sshd's reply, so the first command goes out right behind
+// the request: a refusal ends the channel, which the first command finds before the shell
+// took it.
 func (c *Client) openShell(ctx context.Context, cn *conn) (*pooledShell, error) {
-	sess, err := c.newSession(ctx, cn)
+	ch, reqs, err := c.openSessionChannel(ctx, cn)
 	if err != nil {
 		return nil, err
 	}
-	stdin, err := sess.StdinPipe()
-	if err != nil {
-		sess.Close()
-		return nil, err
-	}
-	stdout, err := sess.StdoutPipe()
-	if err != nil {
-		sess.Close()
-		return nil, err
-	}
-	stderr, err := sess.StderrPipe()
-	if err != nil {
-		sess.Close()
-		return nil, err
-	}
+	go ssh.DiscardRequests(reqs) // exit-status
 	token := newShellToken()
-	if err := sess.Start(shellScript(token)); err != nil {
-		sess.Close()
+	exec := ssh.Marshal(struct{ Command string }{shellScript(token)})
+	if _, err := ch.SendRequest("exec", false, exec); err != nil {
+		ch.Close()
 		return nil, err
 	}
 	if cn.quickAck != nil {
-		cn.quickAck.done() // sshd has turned TCP_NODELAY on
+		cn.quickAck.done() // sshd turns TCP_NODELAY on as the session starts
 	}
 	var once sync.Once
 	end := func() {
 		once.Do(func() {
-			sess.Close()
-			c.wg.Add(1)
-			go func() {
-				defer c.wg.Done()
-				_ = sess.Wait()
-				<-c.sem
-			}()
+			ch.Close()
+			<-c.sem // a session opened at once that finds sshd's slot still taken is retried
 		})
 	}
-	return &pooledShell{shell: startShell(token, stdin, stdout, stderr, end), cn: cn}, nil
+	return &pooledShell{shell: startShell(token, ch, ch, ch.Stderr(), end), cn: cn}, nil
 }

@@ -96,6 +96,7 @@ func TestShellRunsLikeASession(t *testing.T) {
 		{"the state did not stay", `pwd | grep -c '^/$'; echo "x=${x-unset} Y=${Y-unset}"; umask; false; echo went on`, nil},
 		{"no input is end of file", "cat; echo done", nil},
 		{"input, binary", "od -An -c", binary},
+		{"input, no NUL", "od -An -c", []byte("back\\slash\r\n\xff\xfe\t-n -e %s end")},
 		{"input left unread", "true", []byte("not read\n")},
 		{"after unread input", "echo next", nil},
 		{"input whole", "wc -c", big},
