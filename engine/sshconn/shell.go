@@ -30,9 +30,9 @@ import (
 
 // maxShellStdin is the most input a command of a shell is given; a command with more runs as a
 // session of its own. The input travels in a shell variable and reaches the command through a
-// pipe (64 KiB on Linux), never a temporary file: as is, written by a forked printf, when it
-// holds no NUL byte (which a shell variable cannot), else base64-encoded, decoded by base64(1)
-// from a here-string.
+// pipe (64 KiB on Linux): as is, written by a forked printf, when it holds no NUL byte (which a
+// shell variable cannot), else base64-encoded, decoded by base64(1) from a here-string (which
+// bash 5.1 and later write to a pipe when it fits one, older ones to a temporary file).
 const maxShellStdin = 32 << 10
 
 // errNoShell says that the session's shell is not bash: the command did not run.
@@ -309,6 +309,9 @@ func (p *shellPool) closeAll() {
 // bytes.Buffer of at most maxShellStdin bytes (cmd.Stdin then still yields all of it).
 func (c *Client) execShell(ctx context.Context, cmd *engine.Command) (res engine.ExecResult, done bool, err error) {
 	name := c.cfg.Name
+	if strings.IndexByte(cmd.Cmd, 0) >= 0 {
+		return res, false, nil // a shell variable cannot hold it
+	}
 	var in []byte
 	if cmd.Stdin != nil {
 		var ok bool
@@ -330,7 +333,8 @@ func (c *Client) execShell(ctx context.Context, cmd *engine.Command) (res engine
 	if !ok {
 		return res, false, nil
 	}
-	if s == nil {
+	opened := s == nil
+	if opened {
 		select {
 		case c.sem <- struct{}{}:
 		case <-ctx.Done():
@@ -350,6 +354,12 @@ func (c *Client) execShell(ctx context.Context, cmd *engine.Command) (res engine
 		return engine.ExecResult{Stdout: stdout, Stderr: stderr, ExitCode: status}, true, nil
 	case errors.Is(err, errNoShell):
 		// nothing ran: every command of this connection is a session from now on
+		c.shells.forget(true)
+		s.close()
+		return res, false, nil
+	case errors.Is(err, errNotTaken) && ctx.Err() == nil && opened:
+		// A shell that ends before its first command: a login shell that cannot even parse the
+		// test for bash (fish, csh). Sessions from now on; the command did not run.
 		c.shells.forget(true)
 		s.close()
 		return res, false, nil

@@ -268,3 +268,26 @@ func TestExecUsesCommandShells(t *testing.T) {
 		t.Errorf("sshd accepted %d connections, want 1", got)
 	}
 }
+
+// TestExecUnderAnotherLoginShell: where the login shell is not bash (dash here, through sshd's
+// ForceCommand), commands run as sessions, each with its own result, and no shell is kept.
+func TestExecUnderAnotherLoginShell(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("dash"); err != nil {
+		t.Skip("dash not installed")
+	}
+	s := startSSHD(t, sshdtest.Options{Extra: []string{`ForceCommand exec dash -c "$SSH_ORIGINAL_COMMAND"`}})
+	c := dial(t, s, nil)
+	for i := range 3 {
+		res, err := c.Exec(context.Background(), engine.Command{Cmd: fmt.Sprintf(`echo "${BASH_VERSION-dash} %d"; echo e >&2; exit %d`, i, i)})
+		if err != nil || string(res.Stdout) != fmt.Sprintf("dash %d\n", i) || string(res.Stderr) != "e\n" || res.ExitCode != i {
+			t.Errorf("command %d: %+v (stdout %q), %v", i, res, res.Stdout, err)
+		}
+	}
+	c.shells.mu.Lock()
+	none, open := c.shells.none, c.shells.open
+	c.shells.mu.Unlock()
+	if !none || open != 0 {
+		t.Errorf("shells: none %v, open %d; want no shell tried again, none open", none, open)
+	}
+}
