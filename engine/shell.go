@@ -44,13 +44,15 @@ type FileSpec struct {
 // owner, and is renamed over the destination. A failure or an interruption leaves the old file as it
 // was and removes the temporary file.
 //
-// It runs as few programs on the host as it can (head, mv, and chown when an owner is set): the
-// temporary name is made here and the file created by the shell itself (noclobber: it must not
-// exist), and a mode without execute or special bits is the umask it is created with. The
-// content is followed on stdin by one sentinel byte that head(1) -c leaves unread: bash's own
-// read finding it proves the whole content arrived, so only other shells (or a head that reads
-// ahead, like BusyBox's) count the bytes written with wc(1). On hosts where every process costs
-// milliseconds (small VMs) each program saved is a share of the write's time.
+// It runs as few programs on the host as it can (mv, chown when an owner is set, and head but
+// under bash): the temporary name is made here and the file created by the shell itself
+// (noclobber: it must not exist), and a mode without execute or special bits is the umask it is
+// created with. The content is followed on stdin by one sentinel byte that head(1) -c leaves
+// unread: bash's own read finding it proves the whole content arrived, so only other shells (or a
+// head that reads ahead, like BusyBox's) count the bytes written with wc(1). Under bash, content
+// of at most maxReadUpload bytes without a NUL byte is read by bash itself, not head. On hosts
+// where every process costs milliseconds (small VMs) each program saved is a share of the
+// write's time.
 func WriteFile(ctx context.Context, c Conn, f FileSpec) error {
 	q := ShellQuote(f.Path)
 	var rnd [6]byte
@@ -72,8 +74,18 @@ func WriteFile(ctx context.Context, c Conn, f FileSpec) error {
 	// An upload cut short (connection lost, run interrupted) ends stdin early and head succeeds:
 	// only a complete file may replace the destination. GNU head -c reads no further than the
 	// content, so the sentinel is the next byte when all of it came.
-	fmt.Fprintf(&b, `head -c %d >> "$t"; x=; if [ -n "${BASH_VERSION-}" ]; then IFS= read -r -n 1 x || :; fi; `, len(f.Content))
-	fmt.Fprintf(&b, `if [ "$x" != %s ]; then n=$(wc -c < "$t"); if [ "$n" -ne %d ]; then echo "upload incomplete: $n of %d bytes" >&2; exit 1; fi; fi; `, UploadSentinel, len(f.Content), len(f.Content))
+	n := len(f.Content)
+	if n <= maxReadUpload && bytes.IndexByte(f.Content, 0) < 0 {
+		// bash reads the content itself, without head: read -N counts bytes under LC_ALL=C
+		// (set for the read only) and cannot keep a NUL byte, of which this content has none
+		fmt.Fprintf(&b, `x=; if [ -n "${BASH_VERSION-}" ]; then c=; LC_ALL=C IFS= read -r -N %d c || :; printf %%s "$c" >> "$t"; `+
+			`IFS= read -r -n 1 x || :; [ "$x" = %s ] || n=$(LC_ALL=C; printf %%s "${#c}"); c=; `+
+			`else head -c %d >> "$t"; n=$(wc -c < "$t"); fi; `, n, UploadSentinel, n)
+		fmt.Fprintf(&b, `if [ "$x" != %s ] && [ "$n" -ne %d ]; then echo "upload incomplete: $n of %d bytes" >&2; exit 1; fi; `, UploadSentinel, n, n)
+	} else {
+		fmt.Fprintf(&b, `head -c %d >> "$t"; x=; if [ -n "${BASH_VERSION-}" ]; then IFS= read -r -n 1 x || :; fi; `, n)
+		fmt.Fprintf(&b, `if [ "$x" != %s ]; then n=$(wc -c < "$t"); if [ "$n" -ne %d ]; then echo "upload incomplete: $n of %d bytes" >&2; exit 1; fi; fi; `, UploadSentinel, n, n)
+	}
 	b.WriteString(chmod)
 	if f.Owner != "" || f.Group != "" {
 		fmt.Fprintf(&b, `chown %s "$t"; `, ShellQuote(f.Owner+":"+f.Group))
@@ -91,6 +103,10 @@ func WriteFile(ctx context.Context, c Conn, f FileSpec) error {
 	}
 	return nil
 }
+
+// maxReadUpload is the largest content WriteFile has bash read itself (one string in the
+// shell's memory); larger content goes through head(1).
+const maxReadUpload = 1 << 20
 
 // UploadSentinel is the byte that follows a file's content on the standard input of WriteFile's
 // command (see WriteFile); what came before it is the content.

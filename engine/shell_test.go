@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
@@ -137,6 +138,59 @@ func TestWriteFileBashCountsNothing(t *testing.T) {
 		_, err := os.Stat(log)
 		if ran := err == nil; ran != tt.wantWc {
 			t.Errorf("%s: wc ran = %v, want %v", tt.sh, ran, tt.wantWc)
+		}
+	}
+}
+
+// TestWriteFileBashRunsNoHead: under bash, content without a NUL byte is read by bash itself: no
+// head(1), no wc(1); the file is exact (bytes that are not UTF-8, backslashes, no final newline),
+// in a UTF-8 locale too, and a cut upload is still refused. Under dash head runs.
+func TestWriteFileBashRunsNoHead(t *testing.T) {
+	bin, log := t.TempDir(), filepath.Join(t.TempDir(), "ran.log")
+	for _, tool := range []string{"head", "wc"} {
+		real, err := exec.LookPath(tool)
+		if err != nil {
+			t.Skipf("no %s", tool)
+		}
+		stub := "#!/bin/sh\necho " + tool + " >> '" + log + "'\nexec '" + real + "' \"$@\"\n"
+		if err := os.WriteFile(filepath.Join(bin, tool), []byte(stub), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	content := []byte("caf\xc3\xa9 \xff\xfe back\\slash\r\n-n -e %s\n\nno final newline")
+	for _, tt := range []struct {
+		sh, lang, wantRan string
+	}{{"bash", "", ""}, {"bash", "C.UTF-8", ""}, {"dash", "", "head\nwc\n"}} {
+		if _, err := exec.LookPath(tt.sh); err != nil {
+			continue
+		}
+		if tt.lang != "" {
+			t.Setenv("LC_ALL", tt.lang)
+		}
+		os.Remove(log)
+		path := filepath.Join(t.TempDir(), "f")
+		c := enginetest.NewConn().On(``, enginetest.LocalShell(tt.sh))
+		if err := engine.WriteFile(context.Background(), c, engine.FileSpec{Path: path, Content: content, Mode: "0600"}); err != nil {
+			t.Fatalf("%s %s: %v", tt.sh, tt.lang, err)
+		}
+		if b, _ := os.ReadFile(path); string(b) != string(content) {
+			t.Errorf("%s %s: wrote %q", tt.sh, tt.lang, b)
+		}
+		ran, _ := os.ReadFile(log)
+		if string(ran) != tt.wantRan {
+			t.Errorf("%s %s: ran %q, want %q", tt.sh, tt.lang, ran, tt.wantRan)
+		}
+		cut := enginetest.NewConn().On(``, func(call enginetest.Call) (engine.ExecResult, error) {
+			call.Stdin = call.Stdin[:5]
+			return enginetest.LocalShell(tt.sh)(call)
+		})
+		err := engine.WriteFile(context.Background(), cut, engine.FileSpec{Path: path, Content: content, Mode: "0600"})
+		if want := fmt.Sprintf("upload incomplete: 5 of %d bytes", len(content)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s %s: cut upload: err = %v, want %q", tt.sh, tt.lang, err, want)
+		}
+		if b, _ := os.ReadFile(path); string(b) != string(content) {
+			t.Errorf("%s %s: the cut upload replaced the file: %q", tt.sh, tt.lang, b)
 		}
 	}
 }
