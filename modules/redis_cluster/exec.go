@@ -215,13 +215,21 @@ func (e *executor) failover(ctx context.Context, s Step) error {
 	inData := false // the last look found the replica's keys unfit (warned once per such streak)
 	if err := e.t.Poll(ctx, fmt.Sprintf("%s to sync with its master and start the failover", e.name(s.Inst)), pollInterval, e.stepTimeout,
 		func(ctx context.Context) (bool, error) {
+			// A read cut short by this wait's own time limit says nothing about the cluster:
+			// keep the last reason, which the timeout reports.
+			cutShort := func(err error) (bool, error) {
+				if ctx.Err() != nil {
+					return false, nil
+				}
+				return false, engine.NotYet("%v", err)
+			}
 			repl, err := e.c.text(ctx, s.Inst, "INFO", "replication")
 			if err != nil {
-				return false, engine.NotYet("%v", err)
+				return cutShort(err)
 			}
 			me, err := e.myself(ctx, s.Inst)
 			if err != nil {
-				return false, engine.NotYet("%v", err)
+				return cutShort(err)
 			}
 			switch {
 			case me.IsMaster():
@@ -237,6 +245,9 @@ func (e *executor) failover(ctx context.Context, s Step) error {
 			// master", "it is a master node") until gossip told it the same; a denied election
 			// only expires after seconds. Ask only once every voter knows.
 			if err := e.votersKnow(ctx, me.ID, s.NodeID); err != nil {
+				if ctx.Err() != nil {
+					return false, nil
+				}
 				return false, err
 			}
 			// The replica must hold its shard's keys and no other's (a full sync loaded from the
