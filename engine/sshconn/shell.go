@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -29,10 +28,9 @@ import (
 // as sessions, as it always did.
 
 // maxShellStdin is the most input a command of a shell is given; a command with more runs as a
-// session of its own. The input travels in a shell variable and reaches the command through a
-// pipe (64 KiB on Linux): as is, written by a forked printf, when it holds no NUL byte (which a
-// shell variable cannot), else base64-encoded, decoded by base64(1) from a here-string (which
-// bash 5.1 and later write to a pipe when it fits one, older ones to a temporary file).
+// session of its own, as does one whose input holds a NUL byte (which a shell variable cannot).
+// The input travels in a shell variable and reaches the command through a pipe (64 KiB on Linux)
+// that a forked printf writes.
 const maxShellStdin = 32 << 10
 
 // errNoShell says that the session's shell is not bash: the command did not run.
@@ -41,29 +39,31 @@ var errNoShell = errors.New("the login shell is not bash")
 // errShellEnded says that the shell ended while a command ran: it may have run.
 var errShellEnded = errors.New("the command shell ended before the command did (it may have run)")
 
+// errNUL says that a command or its input holds a NUL byte, which a shell variable cannot: nothing
+// was sent.
+var errNUL = errors.New("a NUL byte in the command or its input")
+
 // errNotTaken says that the shell ended (or failed) before it had read the command: it did not run.
 var errNotTaken = errors.New("the command shell ended before it took the command")
 
 // shellScript is the loop a command shell runs. A command is sent as a header line, "LEN -" (no
-// input), "LEN r INLEN" (INLEN bytes of input as is) or "LEN b INLEN" (base64), then LEN bytes of
-// script, then the input; read -N counts bytes under LC_ALL=C, which is set for the reads only:
+// input) or "LEN INLEN", then LEN bytes of script, then INLEN bytes of input; read -N counts bytes under LC_ALL=C, which is set for the reads only:
 // commands see the session's own locale. The input (which may hold a secret) is dropped from the
 // shell's variables once the command ended. Once it has read a command whole the shell says so
 // on stdout ("\nTOKEN +\n"), so a shell that ends before that line ran nothing of it; after the
 // command it prints "\nTOKEN STATUS\n" on stdout and "\nTOKEN\n" on stderr. It ends when its
 // input ends.
 func shellScript(token string) string {
-	// The loop is bash's only: another shell must not parse it (a here-string is a syntax error
-	// to dash), so it is a quoted word that bash evals. All on line 1: bash numbers the lines of
-	// an eval'd script from the line of the eval, and so says "line 1" where `bash -c` would.
+	// The loop is bash's only (read -N), so it is a quoted word that only bash evals, after the
+	// test. All on line 1: bash numbers the lines of an eval'd script from the line of the eval,
+	// and so says "line 1" where `bash -c` would.
 	const run = `( unset __rb_h __rb_i __rb_r __rb_d; eval "$__rb_s" )`
 	loop := `while IFS= read -r __rb_h; do ` +
 		`IFS= LC_ALL=C read -r -N "${__rb_h%% *}" __rb_s || exit 0; __rb_i=${__rb_h#* }; ` +
-		`case $__rb_i in -) ;; *) IFS= LC_ALL=C read -r -N "${__rb_i#? }" __rb_d || exit 0;; esac; ` +
+		`case $__rb_i in -) ;; *) IFS= LC_ALL=C read -r -N "$__rb_i" __rb_d || exit 0;; esac; ` +
 		`printf '\n%s +\n' ` + token + `; ` +
 		`case $__rb_i in -) ` + run + ` </dev/null;; ` +
-		`r*) printf %s "$__rb_d" | ` + run + `;; ` +
-		`*) base64 -d <<<"$__rb_d" | ` + run + `;; esac; ` +
+		`*) printf %s "$__rb_d" | ` + run + `;; esac; ` +
 		`__rb_r=$?; unset __rb_d; printf '\n%s %s\n' ` + token + ` "$__rb_r"; printf '\n%s\n' ` + token + ` >&2; ` +
 		`done`
 	return `[ -n "${BASH_VERSION-}" ] || { printf '\n%s none\n' ` + token + `; exit 0; }; eval ` + engine.ShellQuote(loop)
@@ -148,17 +148,16 @@ func readFrames(r io.Reader, marker []byte, status bool, ch chan<- frame) {
 }
 
 // run sends one command and waits for its result. in is its input (nil: none). A shell whose
-// run returned an error other than errNoShell must not be used again.
+// run returned an error other than errNoShell and errNUL must not be used again.
 func (s *shell) run(ctx context.Context, script string, in []byte) (stdout, stderr []byte, status int, err error) {
+	if strings.IndexByte(script, 0) >= 0 || bytes.IndexByte(in, 0) >= 0 {
+		return nil, nil, 0, errNUL
+	}
 	var msg bytes.Buffer
-	switch {
-	case in == nil:
+	if in == nil {
 		fmt.Fprintf(&msg, "%d -\n%s", len(script), script)
-	case bytes.IndexByte(in, 0) < 0:
-		fmt.Fprintf(&msg, "%d r %d\n%s%s", len(script), len(in), script, in)
-	default:
-		enc := base64.StdEncoding.EncodeToString(in)
-		fmt.Fprintf(&msg, "%d b %d\n%s%s", len(script), len(enc), script, enc)
+	} else {
+		fmt.Fprintf(&msg, "%d %d\n%s%s", len(script), len(in), script, in)
 	}
 	written := make(chan error, 1)
 	go func() {
@@ -305,8 +304,9 @@ func (p *shellPool) closeAll() {
 
 // execShell runs cmd in a command shell of the current connection. done is false when it did not
 // run it and the caller is to run it as a session: no shell to be had (all busy, the login shell
-// is not bash, a session refused), or input that is not a bytes.Reader, strings.Reader or
-// bytes.Buffer of at most maxShellStdin bytes (cmd.Stdin then still yields all of it).
+// is not bash, a session refused), a NUL byte in the command or its input, or input that is not
+// a bytes.Reader, strings.Reader or bytes.Buffer of at most maxShellStdin bytes (cmd.Stdin then
+// still yields all of it).
 func (c *Client) execShell(ctx context.Context, cmd *engine.Command) (res engine.ExecResult, done bool, err error) {
 	name := c.cfg.Name
 	if strings.IndexByte(cmd.Cmd, 0) >= 0 {
@@ -319,6 +319,9 @@ func (c *Client) execShell(ctx context.Context, cmd *engine.Command) (res engine
 			return res, false, nil
 		}
 		cmd.Stdin = bytes.NewReader(in) // for a session, if it comes to one
+		if bytes.IndexByte(in, 0) >= 0 {
+			return res, false, nil // nor this
+		}
 		if len(in) == 0 {
 			in = nil // no input: /dev/null, as good as an empty one
 		}
