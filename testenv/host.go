@@ -30,6 +30,7 @@ type privateDir struct {
 	Target string // path on the host
 	Name   string // folder under DIR/hosts/NAME/fs
 	Disk   bool   // survives a reboot (not tmpfs on a real server)
+	Root   bool   // root's alone (0700), as runbook makes it on a real server
 }
 
 // privateDirs are the host's private folders.
@@ -40,6 +41,8 @@ var privateDirs = []privateDir{
 	{Target: "/run/redis", Name: "run-redis"},
 	// each host has its own /run/lock, as real servers do: runbook's run lock lives there
 	{Target: "/run/lock", Name: "run-lock"},
+	// and its own /run/runbook, where the service module catches what a start prints
+	{Target: "/run/runbook", Name: "run-runbook", Root: true},
 }
 
 func (l *Lab) hostDir(name string) string { return filepath.Join(l.dir, "hosts", name) }
@@ -60,8 +63,14 @@ func (l *Lab) PrivateDir(host, target string) (string, error) {
 func (l *Lab) prepareHostFiles(h *hostState) (hostKey string, err error) {
 	dir := l.hostDir(h.Name)
 	for _, d := range privateDirs {
-		if err := os.MkdirAll(filepath.Join(dir, "fs", d.Name), 0o755); err != nil {
+		fs := filepath.Join(dir, "fs", d.Name)
+		if err := os.MkdirAll(fs, 0o755); err != nil {
 			return "", fmt.Errorf("%s: create private folder: %w", h.Name, err)
+		}
+		if d.Root {
+			if err := os.Chmod(fs, 0o700); err != nil {
+				return "", fmt.Errorf("%s: private folder: %w", h.Name, err)
+			}
 		}
 		if err := os.MkdirAll(d.Target, 0o755); err != nil {
 			return "", fmt.Errorf("%s: create mount point %s: %w", h.Name, d.Target, err)

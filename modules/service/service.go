@@ -4,6 +4,8 @@ package service
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"path"
@@ -26,6 +28,8 @@ type Service struct {
 	Match        string `hcl:"match,optional" doc:"Process backend: text that the live process's command line (/proc/PID/cmdline) must contain, guarding against a reused pid. Default: the base name of start's first word."`
 	StartTimeout string `hcl:"start_timeout,optional" doc:"How long to wait for the daemon to come up after start (process backend: until the pidfile names a live process)."`
 	StopTimeout  string `hcl:"stop_timeout,optional" doc:"Process backend: how long to wait after SIGTERM before sending SIGKILL."`
+
+	startDir string // tests: startDir's stand-in
 }
 
 // Info describes the service module for the registry.
@@ -362,20 +366,44 @@ func (m *Service) match() string {
 // a second for it to appear (a daemon writes it once it has forked). It prints what the process
 // probe prints.
 func (m *Service) StartCommand() string {
-	// The daemon's output goes to a file, not to the session, so the session ends when start returns.
-	cmd := `e=$(mktemp) || exit 1; if (` + "\n" + m.Start + "\n" + `) </dev/null >"$e" 2>&1; then rm -f "$e"; else rc=$?; cat "$e" >&2; rm -f "$e"; exit $rc; fi`
+	// The daemon's output goes to a file, not to the session, so the session ends when start
+	// returns (a daemon may keep its standard streams open). As root the file is one per service
+	// in startDir, a folder only root can write to, made once per boot: no program runs for it
+	// but the start, and it is emptied after every start (nothing of what a start printed
+	// stays behind). Elsewhere (not root, no /run) a mktemp(1) file, removed after.
+	dir := startDir
+	if m.startDir != "" {
+		dir = m.startDir
+	}
+	d := engine.ShellQuote(dir)
+	f := engine.ShellQuote(dir + "/" + m.startFile())
+	cmd := `if { [ -d ` + d + ` ] || mkdir -m 700 ` + d + ` 2>/dev/null; } && [ -O ` + d + ` ] && [ ! -L ` + d + ` ]; then e=` + f + `; k=1; else e=$(mktemp) || exit 1; k=; fi; ` +
+		`if (` + "\n" + m.Start + "\n" + `) </dev/null >"$e" 2>&1; then if [ -n "$k" ]; then : >"$e"; else rm -f "$e"; fi; ` +
+		`else rc=$?; cat "$e" >&2; if [ -n "$k" ]; then : >"$e"; else rm -f "$e"; fi; exit $rc; fi`
 	if m.Pidfile == "" {
 		return cmd
 	}
-	// The wait for the pidfile: bash looks every 5 ms, waiting with its own read -t on a pipe
-	// that no one writes to (one process for the whole wait: the pipe's; the process
-	// substitution is hidden from other shells' parsers by eval); other shells every 25 ms with
-	// sleep, whose fraction is GNU's and BusyBox's (where it fails the loop ends at once).
+	// The wait for the pidfile, when the daemon has not written it yet: bash looks every 5 ms,
+	// waiting with its own read -t on a pipe that no one writes to (one process for the whole
+	// wait: the pipe's; the process substitution is hidden from other shells' parsers by eval);
+	// other shells every 25 ms with sleep, whose fraction is GNU's and BusyBox's (where it fails
+	// the loop ends at once).
 	p := engine.ShellQuote(m.Pidfile)
-	wait := `n=0; if [ -n "${BASH_VERSION-}" ] && eval 'exec 8<> <(:)' 2>/dev/null; then ` +
+	wait := `n=0; if [ -s ` + p + ` ]; then :; elif [ -n "${BASH_VERSION-}" ] && eval 'exec 8<> <(:)' 2>/dev/null; then ` +
 		`while [ ! -s ` + p + ` ] && [ $n -lt 100 ]; do read -r -t 0.005 -u 8 _ 2>/dev/null; n=$((n+1)); done; exec 8<&-; ` +
 		`else while [ ! -s ` + p + ` ] && [ $n -lt 20 ]; do sleep 0.025 2>/dev/null || break; n=$((n+1)); done; fi`
 	return cmd + "\n" + wait + "\n" + m.processProbe(true)
+}
+
+// startDir is the folder of the files that catch what a start prints, when the connection's
+// user is root (see StartCommand).
+const startDir = "/run/runbook"
+
+// startFile names the file of startDir that catches what this service's start prints: one per
+// start command and pidfile, so that services started side by side on a host do not share one.
+func (m *Service) startFile() string {
+	sum := sha256.Sum256([]byte(m.Start + "\x00" + m.Pidfile))
+	return "start-" + hex.EncodeToString(sum[:6]) + ".out"
 }
 
 // start runs the start command and waits until the pidfile names a live, matching process.

@@ -32,7 +32,7 @@ func proc(state string) Service {
 
 func TestProcess(t *testing.T) {
 	const probe = `^if \[ -d /run/systemd/system \]; then .*; else echo backend=process; pid=; while read -r l .* done 2>/dev/null < /run/redis/a\.pid; echo pid=\$pid; .*read -r -d .* command exec tr `
-	const start = `^e=\$\(mktemp\) \|\| exit 1; if \(\nredis-server /etc/redis/a\.conf\n\) </dev/null`
+	const start = `^if \{ \[ -d /run/runbook \].* else e=\$\(mktemp\) \|\| exit 1; k=; fi; if \(\nredis-server /etc/redis/a\.conf\n\) </dev/null`
 	tests := []struct {
 		name        string
 		mod         Service
@@ -174,7 +174,7 @@ func TestProcess(t *testing.T) {
 			}
 			killed := false
 			c := enginetest.NewConn().
-				On(`^e=\$\(mktemp\)`, enginetest.Reply(tt.started, 0)).
+				On(`^if \{ \[ -d /run/runbook \]`, enginetest.Reply(tt.started, 0)).
 				On(`^if kill -0 `, func(enginetest.Call) (engine.ExecResult, error) {
 					if killed {
 						return engine.ExecResult{Stdout: []byte("gone\n")}, nil
@@ -452,31 +452,101 @@ func itoa(i int) string { return strconv.Itoa(i) }
 // that fails prints its output and exits with its status.
 func TestStartCommandShell(t *testing.T) {
 	for _, sh := range shells(t) {
+		for _, where := range []string{"private folder", "mktemp"} {
+			t.Run(sh+"/"+where, func(t *testing.T) {
+				dir := t.TempDir()
+				pidfile := filepath.Join(dir, "d.pid")
+				run := filepath.Join(dir, "run")
+				if where == "mktemp" {
+					// a folder that cannot be made: the start falls back to a mktemp file
+					if err := os.WriteFile(run, nil, 0o644); err != nil {
+						t.Fatal(err)
+					}
+					run = filepath.Join(run, "sub")
+				}
+				tmp := t.TempDir()
+				env := append(os.Environ(), "TMPDIR="+tmp)
+				// Like a real daemon, the process the pidfile names is the daemon by the time it is
+				// written (writing it before an exec would let a quick look see the command line
+				// change under it).
+				m := Service{Pidfile: pidfile, startDir: run, Start: "echo starting; sh -c 'sleep 0.1; sleep 59 & sleep 0.05; echo $! > " + pidfile + "' >/dev/null 2>&1 &"}
+				cmd := exec.Command(sh, "-c", m.StartCommand())
+				cmd.Env = env
+				out, err := cmd.Output()
+				if err != nil {
+					t.Fatalf("%v: %s", err, out)
+				}
+				st := parseProbe(string(out))
+				if pid, err := strconv.Atoi(st.pid); err == nil {
+					t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+				}
+				if !st.alive || st.cmdline != "sleep 59" {
+					t.Fatalf("start's own look = %+v from %q, want the live daemon", st, out)
+				}
+				bad := Service{Pidfile: pidfile + ".none", startDir: run, Start: "echo no such config >&2; exit 3"}
+				cmd = exec.Command(sh, "-c", bad.StartCommand())
+				cmd.Env = env
+				var stderr strings.Builder
+				cmd.Stderr = &stderr
+				err = cmd.Run()
+				if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 || stderr.String() != "no such config\n" {
+					t.Errorf("failed start: err %v, stderr %q; want exit 3 and its output", err, stderr.String())
+				}
+				// Nothing a start printed stays behind: the private folder keeps one empty file per
+				// service, made 0700; the mktemp files are gone.
+				left, _ := os.ReadDir(tmp)
+				if len(left) != 0 {
+					t.Errorf("left in TMPDIR: %v", left)
+				}
+				if where == "mktemp" {
+					return
+				}
+				fi, err := os.Stat(run)
+				if err != nil || fi.Mode().Perm() != 0o700 {
+					t.Fatalf("start folder: %v, %v; want it made 0700", fi, err)
+				}
+				files, _ := os.ReadDir(run)
+				want := map[string]bool{m.startFile(): true, bad.startFile(): true}
+				if len(files) != 2 || m.startFile() == bad.startFile() {
+					t.Fatalf("start folder holds %v; want one file for each of the two services", files)
+				}
+				for _, f := range files {
+					b, err := os.ReadFile(filepath.Join(run, f.Name()))
+					if !want[f.Name()] || err != nil || len(b) != 0 {
+						t.Errorf("%s: %q, %v; want an empty file of one of the services", f.Name(), b, err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestStartFolderNotOurs: a start folder that is a symbolic link (or is not the user's) is not
+// used; the start falls back to mktemp and writes nothing through the link.
+func TestStartFolderNotOurs(t *testing.T) {
+	for _, sh := range shells(t) {
 		t.Run(sh, func(t *testing.T) {
 			dir := t.TempDir()
-			pidfile := filepath.Join(dir, "d.pid")
-			// Like a real daemon, the process the pidfile names is the daemon by the time it is
-			// written (writing it before an exec would let a quick look see the command line
-			// change under it).
-			m := Service{Pidfile: pidfile, Start: "sh -c 'sleep 0.1; sleep 59 & sleep 0.05; echo $! > " + pidfile + "' >/dev/null 2>&1 &"}
-			out, err := exec.Command(sh, "-c", m.StartCommand()).Output()
-			if err != nil {
+			target := filepath.Join(dir, "elsewhere")
+			if err := os.Mkdir(target, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			link := filepath.Join(dir, "run")
+			if err := os.Symlink(target, link); err != nil {
+				t.Fatal(err)
+			}
+			tmp := t.TempDir()
+			m := Service{startDir: link, Start: "echo started"}
+			cmd := exec.Command(sh, "-c", m.StartCommand())
+			cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+			if out, err := cmd.CombinedOutput(); err != nil {
 				t.Fatalf("%v: %s", err, out)
 			}
-			st := parseProbe(string(out))
-			if pid, err := strconv.Atoi(st.pid); err == nil {
-				t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+			if files, _ := os.ReadDir(target); len(files) != 0 {
+				t.Errorf("wrote through the link: %v", files)
 			}
-			if !st.alive || st.cmdline != "sleep 59" {
-				t.Fatalf("start's own look = %+v from %q, want the live daemon", st, out)
-			}
-			bad := Service{Pidfile: pidfile + ".none", Start: "echo no such config >&2; exit 3"}
-			cmd := exec.Command(sh, "-c", bad.StartCommand())
-			var stderr strings.Builder
-			cmd.Stderr = &stderr
-			err = cmd.Run()
-			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 || stderr.String() != "no such config\n" {
-				t.Errorf("failed start: err %v, stderr %q; want exit 3 and its output", err, stderr.String())
+			if files, _ := os.ReadDir(tmp); len(files) != 0 {
+				t.Errorf("left in TMPDIR: %v", files)
 			}
 		})
 	}
