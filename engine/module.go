@@ -113,16 +113,23 @@ type HostsProber interface {
 // HostProbe is one command a HostsProber runs verbatim (no stdin) on Host, an inventory host name.
 // Paths, when set, are the only things it reads there (absolute; a directory stands for
 // everything under it), as a PathProber's; without them it may read anything on that host.
+// Parts, when set, are the batch parts that answer Cmd, as a ProbeBatcher's (each with Probe
+// equal to Cmd).
 type HostProbe struct {
 	Host  string
 	Cmd   string
 	Paths []string
+	Parts []BatchPart
 }
 
 // ProbeBatcher is a Prober some of whose probes a host can answer for several tasks at once with
 // fewer processes than one by one: one stat(1) for many paths rather than one per path. When the
 // engine reads a host's probes ahead and two or more parts share a batch Key, it runs the batch's
 // Command once in their place and files each part of the answer under the probe it stands for.
+//
+// A probe may have several parts (one per path it reads, say), all of one batch: its answer is
+// then theirs joined in their order: the outputs one after the other, the exit status the first
+// that is not 0 (else 0). The probe alone must print exactly that.
 type ProbeBatcher interface {
 	Prober
 	// BatchParts returns the parts of Probes() that can be batched; the others run alone.

@@ -382,13 +382,14 @@ func (hp *hostProbes) script() string {
 // probes, or already failed, have none: their modules read for themselves.
 func (r *Runner) planProbes(hosts []string) map[string]*hostProbes {
 	probes := map[string][]string{}
-	parts := map[string]map[string]engine.BatchPart{}
+	parts := map[string]probeParts{}
 	seen := map[string]map[string]bool{}
 	scopes := map[string]map[string]probeScope{}
-	add := func(h, cmd string, scope probeScope) {
+	add := func(h, cmd string, scope probeScope, bps []engine.BatchPart) {
 		if seen[h] == nil {
 			seen[h] = map[string]bool{}
 			scopes[h] = map[string]probeScope{}
+			parts[h] = probeParts{}
 		}
 		if !seen[h][cmd] {
 			seen[h][cmd] = true
@@ -396,6 +397,9 @@ func (r *Runner) planProbes(hosts []string) map[string]*hostProbes {
 			scopes[h][cmd] = scope
 		} else {
 			scopes[h][cmd] = scopes[h][cmd].merge(scope)
+		}
+		if len(bps) > 0 {
+			parts[h][cmd] = bps
 		}
 	}
 	for _, t := range r.pb.Tasks {
@@ -428,15 +432,7 @@ func (r *Runner) planProbes(hosts []string) map[string]*hostProbes {
 				}
 				cmds, scope, bps := moduleProbes(mod)
 				for _, cmd := range cmds {
-					add(h, cmd, scope)
-				}
-				for _, part := range bps {
-					if parts[h] == nil {
-						parts[h] = map[string]engine.BatchPart{}
-					}
-					if seen[h][part.Probe] {
-						parts[h][part.Probe] = part
-					}
+					add(h, cmd, scope, bps[cmd])
 				}
 			}
 		}
@@ -456,7 +452,7 @@ func (r *Runner) planProbes(hosts []string) map[string]*hostProbes {
 
 // newHostProbes is the read of cmds on host h, batched with parts, marked now; nil when no
 // random token can be made.
-func (r *Runner) newHostProbes(h string, cmds []string, parts map[string]engine.BatchPart, scopes map[string]probeScope) *hostProbes {
+func (r *Runner) newHostProbes(h string, cmds []string, parts probeParts, scopes map[string]probeScope) *hostProbes {
 	var tb [8]byte
 	if _, err := rand.Read(tb[:]); err != nil {
 		return nil
@@ -483,20 +479,33 @@ func (r *Runner) readProbes(ctx context.Context, h string, hp *hostProbes) bool 
 	return err == nil && r.fileProbes(h, hp, res)
 }
 
-// moduleProbes returns mod's probes (none when it is no Prober), what they read, and those of
-// them that can be batched.
-func moduleProbes(mod engine.Module) ([]string, probeScope, []engine.BatchPart) {
+// probeParts are the batch parts that answer a host's probes, by probe, in the module's order.
+type probeParts map[string][]engine.BatchPart
+
+// add files the parts of bps by their probe (replacing what another task gave for the same
+// probe: the same command reads the same thing).
+func (pp probeParts) add(bps []engine.BatchPart) {
+	byProbe := map[string][]engine.BatchPart{}
+	for _, part := range bps {
+		if part.Batch != nil {
+			byProbe[part.Probe] = append(byProbe[part.Probe], part)
+		}
+	}
+	for probe, list := range byProbe {
+		pp[probe] = list
+	}
+}
+
+// moduleProbes returns mod's probes (none when it is no Prober), what they read, and the parts
+// that answer those of them that can be batched.
+func moduleProbes(mod engine.Module) ([]string, probeScope, probeParts) {
 	p, ok := mod.(engine.Prober)
 	if !ok {
 		return nil, probeScope{}, nil
 	}
-	var parts []engine.BatchPart
+	parts := probeParts{}
 	if b, ok := mod.(engine.ProbeBatcher); ok {
-		for _, part := range b.BatchParts() {
-			if part.Batch != nil {
-				parts = append(parts, part)
-			}
-		}
+		parts.add(b.BatchParts())
 	}
 	return p.Probes(), scopeOf(mod), parts
 }
@@ -510,7 +519,7 @@ func moduleProbes(mod engine.Module) ([]string, probeScope, []engine.BatchPart) 
 func (r *Runner) readSiblings(ctx context.Context, h string, insts []config.Instance) {
 	var cmds []string
 	scopes := map[string]probeScope{}
-	parts := map[string]engine.BatchPart{}
+	parts := probeParts{}
 	for _, in := range insts {
 		mod, err, d := r.pb.Decode(in, r.taskOutputs(in.Task))
 		if err != nil || d.HasErrors() {
@@ -528,8 +537,8 @@ func (r *Runner) readSiblings(ctx context.Context, h string, insts []config.Inst
 			scopes[c] = scope
 			cmds = append(cmds, c)
 		}
-		for _, part := range bps {
-			parts[part.Probe] = part
+		for c, list := range bps {
+			parts[c] = list
 		}
 	}
 	if len(cmds) < 2 {
@@ -547,7 +556,7 @@ func (r *Runner) readSiblings(ctx context.Context, h string, insts []config.Inst
 
 // planHostProbes adds the probes that run-once task t runs on the hosts of the run (HostsProber),
 // decoded as the run will decode it: on the first host of the task that the run reaches.
-func (r *Runner) planHostProbes(t *config.Task, add func(h, cmd string, scope probeScope)) {
+func (r *Runner) planHostProbes(t *config.Task, add func(h, cmd string, scope probeScope, parts []engine.BatchPart)) {
 	if _, ok := t.Module.New().(engine.HostsProber); !ok || t.Handler {
 		return
 	}
@@ -575,7 +584,13 @@ func (r *Runner) planHostProbes(t *config.Task, add func(h, cmd string, scope pr
 			if len(p.Paths) > 0 {
 				scope = pathScope(p.Paths)
 			}
-			add(p.Host, p.Cmd, scope)
+			var parts []engine.BatchPart
+			for _, part := range p.Parts {
+				if part.Batch != nil && part.Probe == p.Cmd {
+					parts = append(parts, part)
+				}
+			}
+			add(p.Host, p.Cmd, scope, parts)
 		}
 		return
 	}
@@ -605,7 +620,11 @@ func (r *Runner) fileProbes(h string, hp *hostProbes, res engine.ExecResult) boo
 	}
 	batched := 0
 	for _, e := range hp.entries {
-		batched += len(e.parts)
+		for j, p := range e.parts {
+			if j == 0 || e.parts[j-1] != p {
+				batched++
+			}
+		}
 	}
 	r.emit(Event{Type: EventLog, Host: h, Summary: readSummary(len(results), batched)})
 	return true
@@ -722,7 +741,8 @@ func readSummary(checks, batched int) string {
 }
 
 // probeEntry is one command of the read-ahead script: a probe alone, or a batch standing for
-// several probes (parts, in the order of args).
+// several probes. parts[i] is the probe that args[i] answers (a probe with several parts has
+// them side by side, in its order).
 type probeEntry struct {
 	cmd   string
 	batch engine.ProbeBatch
@@ -730,32 +750,46 @@ type probeEntry struct {
 	parts []string
 }
 
+// batchKey is the one batch key of a probe's parts; "" when they have none or several.
+func batchKey(list []engine.BatchPart) string {
+	k := ""
+	for i, p := range list {
+		if i == 0 {
+			k = p.Batch.Key()
+		} else if p.Batch.Key() != k {
+			return ""
+		}
+	}
+	return k
+}
+
 // batchProbes turns a host's probes into the script's commands: the parts of every batch key
 // with two or more parts become one command, in the place of the first; the rest run alone.
-func batchProbes(cmds []string, parts map[string]engine.BatchPart) []probeEntry {
+func batchProbes(cmds []string, parts probeParts) []probeEntry {
 	groups := map[string]*probeEntry{}
 	count := map[string]int{}
 	for _, c := range cmds {
-		if p, ok := parts[c]; ok {
-			count[p.Batch.Key()]++
+		if k := batchKey(parts[c]); k != "" {
+			count[k] += len(parts[c])
 		}
 	}
 	var entries []*probeEntry
 	for _, c := range cmds {
-		p, ok := parts[c]
-		if !ok || count[p.Batch.Key()] < 2 {
+		k := batchKey(parts[c])
+		if k == "" || count[k] < 2 {
 			entries = append(entries, &probeEntry{cmd: c})
 			continue
 		}
-		k := p.Batch.Key()
 		g := groups[k]
 		if g == nil {
-			g = &probeEntry{batch: p.Batch}
+			g = &probeEntry{batch: parts[c][0].Batch}
 			groups[k] = g
 			entries = append(entries, g)
 		}
-		g.args = append(g.args, p.Arg)
-		g.parts = append(g.parts, c)
+		for _, p := range parts[c] {
+			g.args = append(g.args, p.Arg)
+			g.parts = append(g.parts, c)
+		}
 	}
 	out := make([]probeEntry, len(entries))
 	for i, e := range entries {
@@ -786,9 +820,31 @@ func splitBatches(entries []probeEntry, outs []engine.ExecResult) (map[string]en
 			errs = append(errs, fmt.Errorf("batch %s: %w", e.batch.Key(), err))
 			continue
 		}
-		for j, p := range e.parts {
-			results[p] = split[j]
+		for j := 0; j < len(e.parts); {
+			n := 1
+			for j+n < len(e.parts) && e.parts[j+n] == e.parts[j] {
+				n++
+			}
+			results[e.parts[j]] = joinParts(split[j : j+n])
+			j += n
 		}
 	}
 	return results, errors.Join(errs...)
+}
+
+// joinParts is the answer of a probe made of parts: their outputs one after the other, the
+// first exit status that is not 0 (see engine.ProbeBatcher).
+func joinParts(rs []engine.ExecResult) engine.ExecResult {
+	if len(rs) == 1 {
+		return rs[0]
+	}
+	out := engine.ExecResult{Stdout: []byte{}, Stderr: []byte{}}
+	for _, r := range rs {
+		out.Stdout = append(out.Stdout, r.Stdout...)
+		out.Stderr = append(out.Stderr, r.Stderr...)
+		if out.ExitCode == 0 {
+			out.ExitCode = r.ExitCode
+		}
+	}
+	return out
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -116,12 +117,25 @@ func runLocal(t *testing.T, play string, reg *engine.Registry, mode Mode) (*Reca
 // runLocalLocked is runLocal taking the run lock with lk.
 func runLocalLocked(t *testing.T, play string, reg *engine.Registry, mode Mode, lk *lock.Options) (*Recap, *localShell) {
 	t.Helper()
+	return runLocalWith(t, play, reg, Options{Mode: mode, Lock: lk})
+}
+
+// runLocalSink is runLocal with every event given to sink.
+func runLocalSink(t *testing.T, play string, reg *engine.Registry, mode Mode, sink func(Event)) (*Recap, *localShell) {
+	t.Helper()
+	return runLocalWith(t, play, reg, Options{Mode: mode, Sink: SinkFunc(sink)})
+}
+
+// runLocalWith runs the playbook at play with opts and the local shell as every host's connection.
+func runLocalWith(t *testing.T, play string, reg *engine.Registry, opts Options) (*Recap, *localShell) {
+	t.Helper()
 	pb, diags := config.Load(config.Options{Playbook: play, Registry: reg})
 	if diags.HasErrors() {
 		t.Fatal(diags.Error())
 	}
 	sh := &localShell{}
-	rc, err := New(pb, Options{Mode: mode, Lock: lk, Connector: ConnectorFunc(func(context.Context, *config.Host) (engine.Conn, error) { return sh, nil })}).Run(context.Background())
+	opts.Connector = ConnectorFunc(func(context.Context, *config.Host) (engine.Conn, error) { return sh, nil })
+	rc, err := New(pb, opts).Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -455,6 +469,102 @@ task "read" {
 		if !strings.Contains(e, "RBPROBE-") {
 			t.Errorf("a command outside the read-ahead: %q", e)
 		}
+	}
+}
+
+// pairReader is a run-once module that reads two files of every host in one cat(1), a command
+// whose answer a batch gives in two parts (HostProbe.Parts).
+type pairReader struct {
+	Dir   string   `hcl:"dir,attr"`
+	Hosts []string `hcl:"hosts,attr"`
+	batch *catBatch
+}
+
+func (m *pairReader) files(h string) []string {
+	return []string{filepath.Join(m.Dir, h+"-a"), filepath.Join(m.Dir, h+"-b")}
+}
+
+func (m *pairReader) cmd(h string) string { return "cat " + strings.Join(m.files(h), " ") }
+
+func (m *pairReader) HostProbes() []engine.HostProbe {
+	var out []engine.HostProbe
+	for _, h := range m.Hosts {
+		p := engine.HostProbe{Host: h, Cmd: m.cmd(h), Paths: m.files(h)}
+		for _, f := range m.files(h) {
+			p.Parts = append(p.Parts, engine.BatchPart{Probe: p.Cmd, Batch: m.batch, Arg: f})
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func (m *pairReader) Run(ctx context.Context, t *engine.Target) (engine.Outcome, error) {
+	var got []string
+	for _, h := range m.Hosts {
+		c, err := t.Hosts().Conn(ctx, h)
+		if err != nil {
+			return engine.Outcome{}, err
+		}
+		out, err := engine.Run(ctx, c, m.cmd(h))
+		if err != nil {
+			return engine.Outcome{}, err
+		}
+		got = append(got, strings.Fields(string(out))...)
+	}
+	return engine.Outcome{Summary: strings.Join(got, " ")}, nil
+}
+
+// TestPrefetchHostProbeParts: a host probe made of batch parts is read by the host's batch with
+// the other tasks' parts (one command for all), and the module's own command is answered with the
+// parts joined, byte for byte what it prints alone.
+func TestPrefetchHostProbeParts(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"h1-a", "h1-b"} {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte(n+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "m"), []byte("here\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	play := filepath.Join(dir, "play.hcl")
+	src := fmt.Sprintf(`host "h1" { address = "127.0.0.1" }
+task "read" {
+  pair {
+    dir   = %q
+    hosts = ["h1"]
+  }
+}
+task "m" {
+  batched { path = %q }
+}
+`, dir, filepath.Join(dir, "m"))
+	if err := os.WriteFile(play, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	batch := &catBatch{}
+	reg := engine.NewRegistry(
+		engine.ModuleInfo{Name: "pair", New: func() engine.Module { return &pairReader{batch: batch} }, RunOnce: true},
+		engine.ModuleInfo{Name: "batched", New: func() engine.Module { return &batchedMarker{batch: batch} }},
+	)
+	var sum string
+	rc, sh := runLocalSink(t, play, reg, Apply, func(e Event) {
+		if e.Type == EventResult && e.Task == "read" {
+			sum = e.Summary
+		}
+	})
+	if rc.OK != 2 || rc.Failed != 0 {
+		t.Fatalf("apply: %+v", rc)
+	}
+	if sum != "h1-a h1-b" {
+		t.Errorf("the reader saw %q, want \"h1-a h1-b\"", sum)
+	}
+	if len(sh.execs) != 1 {
+		t.Fatalf("%d remote commands, want 1 (the read-ahead):\n%s", len(sh.execs), strings.Join(sh.execs, "\n---\n"))
+	}
+	want := [][]string{{filepath.Join(dir, "h1-a"), filepath.Join(dir, "h1-b"), filepath.Join(dir, "m")}}
+	if !cmp.Equal(batch.args, want) {
+		t.Errorf("batch commands for %q, want one for %q", batch.args, want)
 	}
 }
 
@@ -830,15 +940,18 @@ func TestCommandsWaitForTheirHostsProbes(t *testing.T) {
 }
 
 // TestBatchProbes: parts of a key with two or more parts become one command in the place of the
-// first; a key with one part, and a probe with none, run alone, in order.
+// first; a key with one part, and a probe with none, run alone, in order. A probe of several parts
+// of one batch has them side by side; one whose parts are of two batches runs alone.
 func TestBatchProbes(t *testing.T) {
 	k1, k2 := &catBatch{}, &namedBatch{catBatch{}, "other"}
-	parts := map[string]engine.BatchPart{
-		"b": {Probe: "b", Batch: k1, Arg: "B"},
-		"c": {Probe: "c", Batch: k2, Arg: "C"},
-		"d": {Probe: "d", Batch: k1, Arg: "D"},
+	parts := probeParts{
+		"b": {{Probe: "b", Batch: k1, Arg: "B"}},
+		"c": {{Probe: "c", Batch: k2, Arg: "C"}},
+		"d": {{Probe: "d", Batch: k1, Arg: "D"}},
+		"f": {{Probe: "f", Batch: k1, Arg: "F1"}, {Probe: "f", Batch: k1, Arg: "F2"}},
+		"g": {{Probe: "g", Batch: k1, Arg: "G"}, {Probe: "g", Batch: k2, Arg: "G2"}},
 	}
-	got := batchProbes([]string{"a", "b", "c", "d", "e"}, parts)
+	got := batchProbes([]string{"a", "b", "c", "d", "e", "f", "g"}, parts)
 	var desc []string
 	for _, e := range got {
 		if e.batch != nil {
@@ -847,9 +960,49 @@ func TestBatchProbes(t *testing.T) {
 			desc = append(desc, e.cmd)
 		}
 	}
-	if want := []string{"a", "cat[B D][b d]", "c", "e"}; !cmp.Equal(desc, want) {
+	if want := []string{"a", "cat[B D F1 F2][b d f f]", "c", "e", "g"}; !cmp.Equal(desc, want) {
 		t.Errorf("entries %q, want %q", desc, want)
 	}
+}
+
+// TestSplitBatchesJoinsParts: a probe of several parts gets their answers joined: the outputs in
+// order, the first exit status that is not 0.
+func TestSplitBatchesJoinsParts(t *testing.T) {
+	b := &partsBatch{}
+	entries := []probeEntry{
+		{cmd: "alone"},
+		{batch: b, args: []string{"x", "y:1", "z", "w"}, parts: []string{"p", "q", "q", "r"}},
+	}
+	outs := []engine.ExecResult{{Stdout: []byte("A\n"), ExitCode: 4}, {Stdout: []byte("x\ny:1\nz\nw\n")}}
+	got, err := splitBatches(entries, outs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"alone": "A\n/4", "p": "x\n/0", "q": "y\nz\n/1", "r": "w\n/0"}
+	if len(got) != len(want) {
+		t.Fatalf("results for %d probes, want %d: %v", len(got), len(want), got)
+	}
+	for probe, w := range want {
+		r := got[probe]
+		if s := fmt.Sprintf("%s/%d", r.Stdout, r.ExitCode); s != w {
+			t.Errorf("%s: %q, want %q", probe, s, w)
+		}
+	}
+}
+
+// partsBatch answers each arg with the arg's own line; "NAME:CODE" exits CODE.
+type partsBatch struct{}
+
+func (partsBatch) Key() string                  { return "parts" }
+func (partsBatch) Command(args []string) string { return "" }
+func (partsBatch) Split(res engine.ExecResult, args []string) ([]engine.ExecResult, error) {
+	out := make([]engine.ExecResult, len(args))
+	for i, a := range args {
+		name, code, _ := strings.Cut(a, ":")
+		rc, _ := strconv.Atoi(code)
+		out[i] = engine.ExecResult{Stdout: []byte(name + "\n"), Stderr: []byte{}, ExitCode: rc}
+	}
+	return out, nil
 }
 
 // namedBatch is a catBatch under another key.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/runbook/runbook/engine"
+	"github.com/runbook/runbook/modules/internal/hostfile"
 )
 
 // proc is what the rolling restart knows of one instance's running process.
@@ -146,7 +147,7 @@ func mtimesRequest(idx []int, procs []proc) (string, bool) {
 		if procs[i].ConfigFile == "" {
 			continue // started without one: nothing to compare
 		}
-		files = append(files, engine.ShellQuote(procs[i].ConfigFile))
+		files = append(files, procs[i].ConfigFile)
 		needClock = needClock || procs[i].Started <= 0
 	}
 	if len(files) == 0 {
@@ -176,21 +177,19 @@ func (c *Config) HostProbes() []engine.HostProbe {
 	}
 	out := make([]engine.HostProbe, 0, len(hosts))
 	for _, h := range hosts {
-		quoted := make([]string, len(files[h]))
-		for i, f := range files[h] {
-			quoted[i] = engine.ShellQuote(f)
-		}
-		out = append(out, engine.HostProbe{Host: h, Cmd: mtimesCommand(quoted, false), Paths: files[h]})
+		// answered, where the host's files are read ahead anyway, by their stat(1) (no process of its own)
+		out = append(out, engine.HostProbe{Host: h, Cmd: mtimesCommand(files[h], false), Paths: files[h], Parts: hostfile.MtimeParts(files[h])})
 	}
 	return out
 }
 
 var _ engine.HostsProber = (*Config)(nil)
 
-// mtimesCommand prints "MTIME PATH" for every file that exists (stat stops at none that does
-// not, and its exit status is then not 0), preceded by the host's clock when clock is set.
-func mtimesCommand(quotedFiles []string, clock bool) string {
-	cmd := "exec stat -c '%Y %n' -- " + strings.Join(quotedFiles, " ") + " 2>/dev/null"
+// mtimesCommand prints "MTIME PATH" for every file that exists (following symbolic links: the
+// time of what the server reads; stat goes on past one that does not, and its exit status is then
+// not 0), preceded by the host's clock when clock is set.
+func mtimesCommand(files []string, clock bool) string {
+	cmd := hostfile.MtimesCommand(files)
 	if clock {
 		cmd = "date +%s; " + cmd
 	}

@@ -147,7 +147,12 @@ func TestMtimesCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	missing := filepath.Join(dir, "missing.conf")
-	files := []string{engine.ShellQuote(a), engine.ShellQuote(missing), engine.ShellQuote(b)}
+	// a configuration file that is a symbolic link: the time of the file it names
+	link := filepath.Join(dir, "link.conf")
+	if err := os.Symlink(b, link); err != nil {
+		t.Fatal(err)
+	}
+	files := []string{a, missing, b, link}
 	for _, shell := range []string{"sh", "bash", "dash"} {
 		if _, err := exec.LookPath(shell); err != nil {
 			continue
@@ -161,11 +166,11 @@ func TestMtimesCommand(t *testing.T) {
 			if clock && (now < time.Now().Unix()-60 || now > time.Now().Unix()+60) {
 				t.Errorf("%s: clock %d", shell, now)
 			}
-			if _, ok := mt[missing]; ok || len(mt) != 2 {
+			if _, ok := mt[missing]; ok || len(mt) != 3 {
 				t.Errorf("%s: %v", shell, mt)
 			}
-			if mt[b] != 1700000000 {
-				t.Errorf("%s: mtime of %s = %d", shell, b, mt[b])
+			if mt[b] != 1700000000 || mt[link] != 1700000000 {
+				t.Errorf("%s: mtime of %s = %d, of %s = %d; want 1700000000", shell, b, mt[b], link, mt[link])
 			}
 			if st, _ := os.Stat(a); mt[a] != st.ModTime().Unix() {
 				t.Errorf("%s: mtime of %s = %d, want %d", shell, a, mt[a], st.ModTime().Unix())
@@ -209,6 +214,16 @@ func TestHostProbesMatchTheRead(t *testing.T) {
 		}
 		if len(got[h].Paths) != 2 || got[h].Paths[0] != "/etc/redis/a.conf" || got[h].Paths[1] != "/etc/redis/b c.conf" {
 			t.Errorf("%s: paths %q", h, got[h].Paths)
+		}
+		// one batch part per file, in order, each standing for the probe
+		parts := got[h].Parts
+		if len(parts) != 2 || parts[0].Arg != "m/etc/redis/a.conf" || parts[1].Arg != "m/etc/redis/b c.conf" {
+			t.Errorf("%s: parts %+v", h, parts)
+		}
+		for _, part := range parts {
+			if part.Probe != cmd || part.Batch == nil {
+				t.Errorf("%s: part %+v does not answer %q", h, part, cmd)
+			}
 		}
 	}
 	for _, other := range []Config{{Mode: ModeRestart, Instances: c.Instances}, {Mode: ModeConverge, Instances: c.Instances}} {

@@ -65,6 +65,17 @@ func TestPathBatchAnswersAsEachProbe(t *testing.T) {
 		DirectoryPart(sub), DirectoryPart(file), DirectoryPart(absent), DirectoryPart(dir),
 		FilePart(filepath.Join(dir, ".", "a.conf")), FilePart(dashed),
 	}
+	// two probes of file times (one path each in the batch), with their paths among the others
+	times := [][]string{
+		{file, link, sub, spaced, newline, dashed},
+		{absent, file, dangling, back},
+	}
+	var timeParts [][]engine.BatchPart
+	for _, paths := range times {
+		tp := MtimeParts(paths)
+		timeParts = append(timeParts, tp)
+		parts = append(parts, tp...)
+	}
 	args := make([]string, len(parts))
 	for i, p := range parts {
 		args[i] = p.Arg
@@ -81,7 +92,36 @@ func TestPathBatchAnswersAsEachProbe(t *testing.T) {
 			if err != nil {
 				t.Fatalf("split: %v\nstdout %q\nstderr %q", err, res.Stdout, res.Stderr)
 			}
-			for i, p := range parts {
+			// each probe of times is its parts joined: outputs in order, the first failed status
+			at := len(parts)
+			for _, tp := range timeParts {
+				at -= len(tp)
+			}
+			for n, tp := range timeParts {
+				var joined []byte
+				rc := 0
+				for _, r := range got[at : at+len(tp)] {
+					joined = append(joined, r.Stdout...)
+					if rc == 0 {
+						rc = r.ExitCode
+					}
+					if len(r.Stderr) != 0 {
+						t.Errorf("times %d: a part has stderr %q", n, r.Stderr)
+					}
+				}
+				alone := run(t, shell, tp[0].Probe)
+				if !bytes.Equal(joined, alone.Stdout) || rc != alone.ExitCode {
+					t.Errorf("times %d: batch gave %q (exit %d), the probe alone %q (exit %d)", n, joined, rc, alone.Stdout, alone.ExitCode)
+				}
+				if n == 0 && (rc != 0 || bytes.Count(joined, []byte("\n")) != len(tp)+1) {
+					t.Errorf("times of paths that all exist: %q (exit %d)", joined, rc)
+				}
+				if n == 1 && rc != 1 {
+					t.Errorf("times with an absent path: exit %d, want 1", rc)
+				}
+				at += len(tp)
+			}
+			for i, p := range parts[:len(parts)-len(timeParts[0])-len(timeParts[1])] {
 				alone := run(t, shell, p.Probe)
 				if alone.ExitCode != 0 || len(alone.Stderr) != 0 {
 					t.Fatalf("%s alone: exit %d, %s", args[i], alone.ExitCode, alone.Stderr)
@@ -112,7 +152,8 @@ func TestPathBatchRefusesWhatDoesNotLineUp(t *testing.T) {
 		{"missing stat line", engine.ExecResult{Stdout: []byte("fd\n644 root root 0 0 1\n.\n" + hash + "  /a\n")}},
 		{"missing hash", engine.ExecResult{Stdout: []byte("fd\n644 root root 0 0 1\n755 root root 0 0 1\n.\n")}},
 		{"bad hash", engine.ExecResult{Stdout: []byte("fd\n644 root root 0 0 1\n755 root root 0 0 1\n.\nsha256sum: /a: Is a directory\n")}},
-		{"unknown kind", engine.ExecResult{Stdout: []byte("fx\n644 root root 0 0 1\n.\n" + hash + "  /a\n")}},
+		{"unknown kind", engine.ExecResult{Stdout: []byte("fx\n644 root root 0 0 1 9\n.\n" + hash + "  /a\n")}},
+		{"a time for a file", engine.ExecResult{Stdout: []byte("md\n644 root root 0 0 1 9\n755 root root 0 0 1 9\n.\n")}},
 	}
 	for _, tt := range tests {
 		if got, err := (pathBatch{}).Split(tt.res, args); err == nil {
@@ -124,5 +165,9 @@ func TestPathBatchRefusesWhatDoesNotLineUp(t *testing.T) {
 	res := run(t, "sh", strings.Replace(pathBatch{}.Command([]string{"f" + dir}), `c=${c}d;`, `c=${c}f;`, 1))
 	if got, err := (pathBatch{}).Split(res, []string{"f" + dir}); err == nil {
 		t.Errorf("a directory hashed as a file split into %v", got)
+	}
+	// a file's time asked for, a directory's kind given
+	if got, err := (pathBatch{}).Split(engine.ExecResult{Stdout: []byte("d\n755 root root 0 0 1 9\n.\n")}, []string{"m/x"}); err == nil {
+		t.Errorf("a kind for a time split into %v", got)
 	}
 }
