@@ -125,8 +125,10 @@ type Options struct {
 	Hint string
 	// Then maps a host to a read-only script its holding session runs right after taking the
 	// lock, before it says so: a run reads the host's state in the round trip that locks it.
-	// The script runs in a subshell with no input; its exit status is ignored, and what it
-	// printed on each stream comes back from Set.Then. An attempt that fails elsewhere (another
+	// The script runs with no input in the holding shell itself (no fork for it): it must not
+	// exit, assign variables or change the shell's options or working directory, which the
+	// holding script relies on after it; whatever may do so goes in subshells of its own.
+	// Its exit status is ignored, and what it printed on each stream comes back from Set.Then. An attempt that fails elsewhere (another
 	// host busy) runs it again with the next one.
 	Then map[string]string
 }
@@ -355,7 +357,7 @@ func holdScript(path, info, token string, lease time.Duration, then string) stri
 	say := "printf '%s\\n' " + line
 	if then != "" {
 		say = "printf '%s\\n' " + engine.ShellQuote(strings.TrimSuffix(heldLine(token), "\n")) +
-			"\n(\n" + then + "\n) </dev/null\nprintf '\\n%s\\n' " + line + " >&2; printf '\\n%s\\n' " + line
+			"\n{\n" + then + "\n} </dev/null\nprintf '\\n%s\\n' " + line + " >&2; printf '\\n%s\\n' " + line
 	}
 	return name + fmt.Sprintf(`f=%s
 command -v flock >/dev/null 2>&1 || { echo "flock(1) is not installed on this host (Debian: apt-get install util-linux)" >&2; exit %d; }

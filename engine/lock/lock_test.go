@@ -368,8 +368,8 @@ func TestHostNameInPath(t *testing.T) {
 
 // TestThen: the script given for a host runs in the holding session once the lock is taken,
 // under dash and bash, and what it printed on each stream comes back whole (output without a
-// final newline, output that looks like the line that says the lock is taken, a script that
-// exits); a busy lock runs nothing; the lock still holds afterwards.
+// final newline, output that looks like the line that says the lock is taken, a subshell that
+// exits, as a probe may); a busy lock runs nothing; the lock still holds afterwards.
 func TestThen(t *testing.T) {
 	if _, err := exec.LookPath("flock"); err != nil {
 		t.Skip("flock(1) not installed")
@@ -381,7 +381,7 @@ func TestThen(t *testing.T) {
 			path := filepath.Join(dir, "runbook.lock")
 			mark := filepath.Join(dir, "ran")
 			hosts := map[string]engine.Conn{"h1": localConn{shell: shell}}
-			script := `printf 'out1\nrunbook-lock-taken fake\nno newline'; printf 'err1\n' >&2; echo x >> ` + engine.ShellQuote(mark) + `; exit 3`
+			script := `printf 'out1\nrunbook-lock-taken fake\nno newline'; printf 'err1\n' >&2; echo x >> ` + engine.ShellQuote(mark) + `; (exit 3)`
 			s, err := Acquire(ctx, hosts, Options{Path: path, Then: map[string]string{"h1": script}})
 			if err != nil {
 				t.Fatal(err)

@@ -269,6 +269,8 @@ func (r *Runner) lockHosts(ctx context.Context, hosts []string, plans map[string
 	opts := *r.opts.Lock
 	opts.Then = map[string]string{}
 	for h, hp := range plans {
+		// runs in the holding shell itself: probeScript's own lines only print, every probe
+		// runs in a subshell of its own
 		opts.Then[h] = hp.script()
 	}
 	if opts.Waiting == nil {
