@@ -63,12 +63,16 @@ type Playbook struct {
 	// Secrets holds the values of sensitive variables.
 	Secrets *engine.Secrets
 
-	// static caches, filled once the inventory is decoded (inventoryDone)
+	// static caches, filled once the inventory is decoded (inventoryDone) and once the locals
+	// are (localsDone): var, local, host and group are the same objects for every expression
 	cacheMu       sync.Mutex
 	inventoryDone bool
+	localsDone    bool
 	hostVals      map[string]cty.Value
 	hostObj       cty.Value
 	groupObj      cty.Value
+	varObj        cty.Value
+	localObj      cty.Value
 	funcs         map[string]map[string]function.Function
 
 	hostIndex  map[string]*Host
@@ -241,6 +245,7 @@ func Load(opts Options) (*Playbook, hcl.Diagnostics) {
 	diags = append(diags, p.decodeInventory(blocks)...)
 	p.inventoryDone = true
 	diags = append(diags, p.decodeLocals(blocks.locals)...)
+	p.localsDone = true
 	diags = append(diags, p.decodeTasks(blocks.tasks, false)...)
 	diags = append(diags, p.decodeTasks(blocks.handlers, true)...)
 	refDiags, bad := p.checkReferences()

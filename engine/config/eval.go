@@ -83,18 +83,47 @@ func tupleOrEmpty(v []cty.Value) cty.Value {
 // withLocals, local. extra adds or overrides variables.
 func (p *Playbook) evalContext(extra map[string]cty.Value, withLocals bool) *hcl.EvalContext {
 	vars := map[string]cty.Value{
-		"var": objectOrEmpty(p.Values),
+		"var": p.valuesObject(),
 	}
 	hosts, groups := p.inventoryValues()
 	vars["host"] = hosts
 	vars["group"] = groups
 	if withLocals {
-		vars["local"] = objectOrEmpty(p.Locals)
+		vars["local"] = p.localsObject()
 	}
 	for k, v := range extra {
 		vars[k] = v
 	}
 	return &hcl.EvalContext{Variables: vars, Functions: p.functions(p.Dir)}
+}
+
+// valuesObject is the var object: built once the values are final (the inventory is decoded
+// after them).
+func (p *Playbook) valuesObject() cty.Value {
+	p.cacheMu.Lock()
+	defer p.cacheMu.Unlock()
+	if p.inventoryDone && p.varObj != cty.NilVal {
+		return p.varObj
+	}
+	v := objectOrEmpty(p.Values)
+	if p.inventoryDone {
+		p.varObj = v
+	}
+	return v
+}
+
+// localsObject is the local object: built once every local is decoded.
+func (p *Playbook) localsObject() cty.Value {
+	p.cacheMu.Lock()
+	defer p.cacheMu.Unlock()
+	if p.localsDone && p.localObj != cty.NilVal {
+		return p.localObj
+	}
+	v := objectOrEmpty(p.Locals)
+	if p.localsDone {
+		p.localObj = v
+	}
+	return v
 }
 
 // inventoryValues returns the host and group objects. Once the inventory is complete (tasks are
