@@ -39,9 +39,10 @@ var privateDirs = []privateDir{
 	{Target: "/var/lib/redis", Name: "var-lib-redis", Disk: true},
 	{Target: "/var/log/redis", Name: "var-log-redis", Disk: true},
 	{Target: "/run/redis", Name: "run-redis"},
-	// each host has its own /run/lock, as real servers do: runbook's run lock lives there
+	// each host has its own /run/lock, as real servers do
 	{Target: "/run/lock", Name: "run-lock"},
-	// and its own /run/runbook, where the service module catches what a start prints
+	// and its own /run/runbook, root's alone: runbook's run lock lives there, and the service
+	// module catches what a start prints there
 	{Target: "/run/runbook", Name: "run-runbook", Root: true},
 }
 

@@ -155,7 +155,7 @@ func TestLab(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer rel()
-		if out, err := lab.Exec(ctx, "node2", "fuser -k -KILL /run/lock/runbook-node2.lock"); err != nil {
+		if out, err := lab.Exec(ctx, "node2", "fuser -k -KILL /run/runbook/lock-node2"); err != nil {
 			t.Fatalf("%v: %s", err, out)
 		}
 		select {

@@ -38,8 +38,9 @@ import (
 )
 
 // DefaultPath is the lock file on each host when Options.Path is empty. It has the host's name
-// in it so that hosts sharing /run (containers, test labs) still have a lock each.
-const DefaultPath = "/run/lock/runbook-$(uname -n).lock"
+// in it so that hosts sharing /run (containers) still have a lock each. Its folder is root's own
+// (see holdScript), not the world-writable /run/lock.
+const DefaultPath = "/run/runbook/lock-$(uname -n)"
 
 // Exit statuses of the holding script.
 const (
@@ -338,6 +339,11 @@ const DefaultLease = 15 * time.Second
 // EOF (release) or when none came within lease. Once the lock is taken it prints takenLine(token),
 // which tells the run, as the session's output streams in, that it holds the lock.
 //
+// The lock file's folder must be the connecting user's own, not a symbolic link and not a shared
+// sticky folder like /tmp or /run/lock (it is made, mode 0700, when missing): the script opens the
+// file for writing and empties it, so in a folder where others can write a local user could point
+// it at another file (/etc/passwd) with a symbolic or hard link, and a root run would empty that.
+//
 // It starts as few processes as it can, since every run on every host pays for them: the host's
 // name comes from /proc (uname(1) where there is none), and under bash the wait for a heartbeat
 // is bash's own read -t; other shells run timeout(1) and sh for each wait.
@@ -361,7 +367,9 @@ func holdScript(path, info, token string, lease time.Duration, then string) stri
 	}
 	return name + fmt.Sprintf(`f=%s
 command -v flock >/dev/null 2>&1 || { echo "flock(1) is not installed on this host (Debian: apt-get install util-linux)" >&2; exit %d; }
-case $f in */*) d=${f%%/*};; *) d=.;; esac; [ -d "${d:-/}" ] || mkdir -p -- "$d" || exit 73
+case $f in */*) d=${f%%/*};; *) d=.;; esac; d=${d:-/}
+[ -d "$d" ] || mkdir -m 700 -- "$d" 2>/dev/null || [ -d "$d" ] || { echo "cannot make the run lock's folder $d (connect as root, or make it for the connecting user: mkdir -m 700 $d; chown USER $d)" >&2; exit 73; }
+if [ ! -O "$d" ] || [ -L "$d" ] || [ -k "$d" ]; then echo "the run lock's folder $d is not the connecting user's own private folder (another user's, a symbolic link, or a shared sticky folder like /tmp): a lock file there could be turned against another file; use a folder only the connecting user can write to" >&2; exit 73; fi
 exec 9<>"$f" || exit 73
 if ! flock -n 9; then cat -- "$f"; exit %d; fi
 : >"$f"

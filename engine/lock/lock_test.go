@@ -111,6 +111,70 @@ func TestHolderString(t *testing.T) {
 	}
 }
 
+// TestLockFolderIsPrivate: the lock file's folder is made 0700 when missing, and a folder that
+// others could plant a link in (a shared sticky folder, another user's, a symbolic link) is
+// refused before the file is opened, so the file a link points at is left untouched.
+func TestLockFolderIsPrivate(t *testing.T) {
+	if _, err := exec.LookPath("flock"); err != nil {
+		t.Skip("flock(1) not installed")
+	}
+	ctx := context.Background()
+	hosts := map[string]engine.Conn{"h1": localConn{}}
+	dir := t.TempDir()
+
+	fresh := filepath.Join(dir, "fresh")
+	rel, err := AcquireAll(ctx, hosts, Options{Path: filepath.Join(fresh, "lock")})
+	if err != nil {
+		t.Fatalf("lock in a folder to make: %v", err)
+	}
+	rel()
+	if fi, err := os.Stat(fresh); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("made folder: %v, %v; want mode 0700", fi, err)
+	}
+
+	victim := filepath.Join(dir, "victim")
+	if err := os.WriteFile(victim, []byte("precious\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sticky := filepath.Join(dir, "sticky")
+	if err := os.Mkdir(sticky, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(sticky, 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	linked := filepath.Join(dir, "linked")
+	if err := os.Symlink(fresh, linked); err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]string{"shared sticky folder": sticky, "symbolic link to a folder": linked}
+	if os.Geteuid() == 0 {
+		other := filepath.Join(dir, "other")
+		if err := os.Mkdir(other, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(other, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		cases["another user's folder"] = other
+	}
+	for name, folder := range cases {
+		path := filepath.Join(folder, "lock")
+		// what a local user would plant: the lock file as a link to a file of theirs to ruin
+		if err := os.Symlink(victim, path); err != nil && !os.IsExist(err) {
+			t.Fatal(err)
+		}
+		_, err := AcquireAll(ctx, hosts, Options{Path: path})
+		if err == nil || !strings.Contains(err.Error(), "is not the connecting user's own private folder") || !strings.Contains(err.Error(), folder) {
+			t.Errorf("%s: %v, want a refusal naming %s", name, err, folder)
+		}
+		os.Remove(path)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "precious\n" {
+		t.Errorf("the file a planted link pointed at became %q", b)
+	}
+}
+
 // TestLocal exercises the holding script with the local shell and flock.
 func TestLocal(t *testing.T) {
 	if _, err := exec.LookPath("flock"); err != nil {

@@ -521,33 +521,42 @@ func TestStartCommandShell(t *testing.T) {
 	}
 }
 
-// TestStartFolderNotOurs: a start folder that is a symbolic link (or is not the user's) is not
-// used; the start falls back to mktemp and writes nothing through the link.
+// TestStartFolderNotOurs: a start folder that is a symbolic link or a shared sticky folder (or is
+// not the user's) is not used; the start falls back to mktemp and writes nothing there.
 func TestStartFolderNotOurs(t *testing.T) {
 	for _, sh := range shells(t) {
-		t.Run(sh, func(t *testing.T) {
-			dir := t.TempDir()
-			target := filepath.Join(dir, "elsewhere")
-			if err := os.Mkdir(target, 0o700); err != nil {
-				t.Fatal(err)
-			}
-			link := filepath.Join(dir, "run")
-			if err := os.Symlink(target, link); err != nil {
-				t.Fatal(err)
-			}
-			tmp := t.TempDir()
-			m := Service{startDir: link, Start: "echo started"}
-			cmd := exec.Command(sh, "-c", m.StartCommand())
-			cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				t.Fatalf("%v: %s", err, out)
-			}
-			if files, _ := os.ReadDir(target); len(files) != 0 {
-				t.Errorf("wrote through the link: %v", files)
-			}
-			if files, _ := os.ReadDir(tmp); len(files) != 0 {
-				t.Errorf("left in TMPDIR: %v", files)
-			}
-		})
+		for _, kind := range []string{"link", "sticky"} {
+			t.Run(sh+"/"+kind, func(t *testing.T) {
+				dir := t.TempDir()
+				target := filepath.Join(dir, "elsewhere")
+				if err := os.Mkdir(target, 0o700); err != nil {
+					t.Fatal(err)
+				}
+				run := filepath.Join(dir, "run")
+				if kind == "link" {
+					if err := os.Symlink(target, run); err != nil {
+						t.Fatal(err)
+					}
+				} else {
+					run = target
+					if err := os.Chmod(target, 0o777|os.ModeSticky); err != nil {
+						t.Fatal(err)
+					}
+				}
+				tmp := t.TempDir()
+				m := Service{startDir: run, Start: "echo started"}
+				cmd := exec.Command(sh, "-c", m.StartCommand())
+				cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Fatalf("%v: %s", err, out)
+				}
+				if files, _ := os.ReadDir(target); len(files) != 0 {
+					t.Errorf("wrote in the %s: %v", kind, files)
+				}
+				if files, _ := os.ReadDir(tmp); len(files) != 0 {
+					t.Errorf("left in TMPDIR: %v", files)
+				}
+			})
+		}
 	}
 }
