@@ -100,28 +100,24 @@ func (p *Playbook) evalContext(extra map[string]cty.Value, withLocals bool) *hcl
 // valuesObject is the var object: built once the values are final (the inventory is decoded
 // after them).
 func (p *Playbook) valuesObject() cty.Value {
-	p.cacheMu.Lock()
-	defer p.cacheMu.Unlock()
-	if p.inventoryDone && p.varObj != cty.NilVal {
-		return p.varObj
-	}
-	v := objectOrEmpty(p.Values)
-	if p.inventoryDone {
-		p.varObj = v
-	}
-	return v
+	return p.finalObject(&p.inventoryDone, &p.varObj, p.Values)
 }
 
 // localsObject is the local object: built once every local is decoded.
 func (p *Playbook) localsObject() cty.Value {
+	return p.finalObject(&p.localsDone, &p.localObj, p.Locals)
+}
+
+// finalObject returns the object of m, kept in *cache once *final says m will not change.
+func (p *Playbook) finalObject(final *bool, cache *cty.Value, m map[string]cty.Value) cty.Value {
 	p.cacheMu.Lock()
 	defer p.cacheMu.Unlock()
-	if p.localsDone && p.localObj != cty.NilVal {
-		return p.localObj
+	if *final && *cache != cty.NilVal {
+		return *cache
 	}
-	v := objectOrEmpty(p.Locals)
-	if p.localsDone {
-		p.localObj = v
+	v := objectOrEmpty(m)
+	if *final {
+		*cache = v
 	}
 	return v
 }
