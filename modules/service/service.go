@@ -399,6 +399,11 @@ func (m *Service) StartCommand() string {
 // user is root (see StartCommand).
 const startDir = "/run/runbook"
 
+// StartOutputFile is the file that catches what the start command prints when the connecting
+// user is root (emptied after every start): a file of /run/runbook, one per start command and
+// pidfile.
+func (m *Service) StartOutputFile() string { return startDir + "/" + m.startFile() }
+
 // startFile names the file of startDir that catches what this service's start prints: one per
 // start command and pidfile, so that services started side by side on a host do not share one.
 func (m *Service) startFile() string {

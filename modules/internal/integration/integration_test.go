@@ -260,6 +260,16 @@ func TestServiceAndWaitFor(t *testing.T) {
 	svc := func(state string) *service.Service {
 		return &service.Service{Name: "redis-test", State: state, Backend: "process", Pidfile: pidfile, Start: start, StartTimeout: "10s", StopTimeout: "5s"}
 	}
+	// As root the start catches its output in a file of this machine's /run/runbook: leave the
+	// machine as the test found it.
+	startOut := svc("started").StartOutputFile()
+	_, dirErr := os.Stat(filepath.Dir(startOut))
+	t.Cleanup(func() {
+		os.Remove(startOut)
+		if os.IsNotExist(dirErr) {
+			os.Remove(filepath.Dir(startOut)) // only if empty
+		}
+	})
 	// Stop the redis-servers this test started if a failure left them running: only pids seen in
 	// the outputs, and only while they still are our redis-server.
 	var started []string
