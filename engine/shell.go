@@ -10,6 +10,14 @@ import (
 	"strings"
 )
 
+// PrivateFolderTest is a shell test, builtins only, that holds when the folder word (a quoted
+// path or a quoted variable, e.g. "$d") is the connecting user's own, not a symbolic link and not
+// a shared sticky folder like /tmp: a folder where no one else can plant a link in place of a file
+// the command will open for writing.
+func PrivateFolderTest(word string) string {
+	return "[ -O " + word + " ] && [ ! -L " + word + " ] && [ ! -k " + word + " ]"
+}
+
 // ShellQuote quotes s for a POSIX shell so that it is passed as one literal word.
 func ShellQuote(s string) string {
 	if s == "" {

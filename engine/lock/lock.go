@@ -369,7 +369,7 @@ func holdScript(path, info, token string, lease time.Duration, then string) stri
 command -v flock >/dev/null 2>&1 || { echo "flock(1) is not installed on this host (Debian: apt-get install util-linux)" >&2; exit %d; }
 case $f in */*) d=${f%%/*};; *) d=.;; esac; d=${d:-/}
 [ -d "$d" ] || mkdir -m 700 -- "$d" 2>/dev/null || [ -d "$d" ] || { echo "cannot make the run lock's folder $d (connect as root, or make it for the connecting user: mkdir -m 700 $d; chown USER $d)" >&2; exit 73; }
-if [ ! -O "$d" ] || [ -L "$d" ] || [ -k "$d" ]; then echo "the run lock's folder $d is not the connecting user's own private folder (another user's, a symbolic link, or a shared sticky folder like /tmp): a lock file there could be turned against another file; use a folder only the connecting user can write to" >&2; exit 73; fi
+if ! { %s; }; then echo "the run lock's folder $d is not the connecting user's own private folder (another user's, a symbolic link, or a shared sticky folder like /tmp): a lock file there could be turned against another file; use a folder only the connecting user can write to" >&2; exit 73; fi
 exec 9<>"$f" || exit 73
 if ! flock -n 9; then cat -- "$f"; exit %d; fi
 : >"$f"
@@ -378,7 +378,7 @@ printf '%%s\n' %s >&9
 if [ -n "${BASH_VERSION-}" ]; then while IFS= read -r -t %d x; do :; done
 else while timeout %d sh -c 'IFS= read -r x'; do :; done; fi
 : >"$f"
-`, path, exitNoFlock, exitBusy, engine.ShellQuote(info), say, secs, secs)
+`, path, exitNoFlock, engine.PrivateFolderTest(`"$d"`), exitBusy, engine.ShellQuote(info), say, secs, secs)
 }
 
 // takenLine is what the holding script prints once it holds the lock (and ran Options.Then).

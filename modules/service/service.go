@@ -377,7 +377,7 @@ func (m *Service) StartCommand() string {
 	}
 	d := engine.ShellQuote(dir)
 	f := engine.ShellQuote(dir + "/" + m.startFile())
-	cmd := `if { [ -d ` + d + ` ] || mkdir -m 700 ` + d + ` 2>/dev/null; } && [ -O ` + d + ` ] && [ ! -L ` + d + ` ] && [ ! -k ` + d + ` ]; then e=` + f + `; k=1; else e=$(mktemp) || exit 1; k=; fi; ` +
+	cmd := `if { [ -d ` + d + ` ] || mkdir -m 700 ` + d + ` 2>/dev/null; } && ` + engine.PrivateFolderTest(d) + `; then e=` + f + `; k=1; else e=$(mktemp) || exit 1; k=; fi; ` +
 		`if (` + "\n" + m.Start + "\n" + `) </dev/null >"$e" 2>&1; then if [ -n "$k" ]; then : >"$e"; else rm -f "$e"; fi; ` +
 		`else rc=$?; cat "$e" >&2; if [ -n "$k" ]; then : >"$e"; else rm -f "$e"; fi; exit $rc; fi`
 	if m.Pidfile == "" {
