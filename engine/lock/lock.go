@@ -42,6 +42,11 @@ import (
 // (see holdScript), not the world-writable /run/lock.
 const DefaultPath = "/run/runbook/lock-$(uname -n)"
 
+// ErrUnreachable, wrapped in the error a host's connection returns, leaves that host out of the
+// Set instead of failing Acquire: a host that could not be connected is already out of the run
+// (its caller reports it), and the others are still locked, all or none.
+var ErrUnreachable = errors.New("host not connected")
+
 // Exit statuses of the holding script.
 const (
 	exitBusy    = 75 // EX_TEMPFAIL: another process holds the lock
@@ -183,7 +188,8 @@ type held struct {
 // AcquireAll takes the lock of every host (name → connection), all or none, and returns the
 // function that releases them. It fails with a *BusyError (joined, one per host) when another
 // run still holds a host after opts.Timeout, and with other errors when a host cannot be locked
-// at all (connection lost, flock not installed). Release is safe to call more than once.
+// at all (connection lost, flock not installed); a host whose connection fails with an error
+// that wraps ErrUnreachable is left out. Release is safe to call more than once.
 func AcquireAll(ctx context.Context, hosts map[string]engine.Conn, opts Options) (release func(), err error) {
 	s, err := Acquire(ctx, hosts, opts)
 	if err != nil {
@@ -311,6 +317,8 @@ func attemptAll(ctx context.Context, hosts map[string]engine.Conn, names []strin
 			s.held[r.h.host] = r.h
 		case r.busy != nil:
 			busy = append(busy, r.busy)
+		case errors.Is(r.err, ErrUnreachable):
+			// out of the run: not locked, and no reason to release the others
 		default:
 			errs = append(errs, r.err)
 		}

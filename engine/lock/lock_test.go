@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -474,4 +475,58 @@ func TestThen(t *testing.T) {
 			}
 		})
 	}
+}
+
+// refusedConn is a host that could not be connected.
+type refusedConn struct{ err error }
+
+func (c refusedConn) Exec(context.Context, engine.Command) (engine.ExecResult, error) {
+	return engine.ExecResult{}, c.err
+}
+
+func (c refusedConn) DialContext(context.Context, string, string) (net.Conn, error) {
+	return nil, c.err
+}
+
+// TestUnreachableLeftOut: a host whose connection error wraps ErrUnreachable is left out of the
+// Set and the others are locked; any other connection error fails the whole attempt and leaves
+// nothing locked.
+func TestUnreachableLeftOut(t *testing.T) {
+	if _, err := exec.LookPath("flock"); err != nil {
+		t.Skip("flock(1) not installed")
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := "$LOCKDIR/runbook.lock"
+	up := envConn{"LOCKDIR=" + dir + "/up"}
+	s, err := Acquire(ctx, map[string]engine.Conn{
+		"up":   up,
+		"down": refusedConn{fmt.Errorf("connect: %w: connection refused", ErrUnreachable)},
+	}, Options{Path: path, Then: map[string]string{"up": "echo checked", "down": "echo checked"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"up"}, s.Hosts()); diff != "" {
+		t.Errorf("hosts held (-want +got):\n%s", diff)
+	}
+	if res, ok := s.Then(ctx, "up"); !ok || strings.TrimSpace(string(res.Stdout)) != "checked" {
+		t.Errorf("up's checks: %q, %v", res.Stdout, ok)
+	}
+	if _, ok := s.Then(ctx, "down"); ok {
+		t.Error("checks of the unreachable host came back")
+	}
+	if _, err := AcquireAll(ctx, map[string]engine.Conn{"up": up}, Options{Path: path}); err == nil {
+		t.Error("up's lock was not held")
+	}
+	s.Release()
+
+	_, err = Acquire(ctx, map[string]engine.Conn{"up": up, "broken": refusedConn{errors.New("connection lost")}}, Options{Path: path})
+	if err == nil || !strings.Contains(err.Error(), "connection lost") {
+		t.Fatalf("err = %v, want the lost connection", err)
+	}
+	rel, err := AcquireAll(ctx, map[string]engine.Conn{"up": up}, Options{Path: path})
+	if err != nil {
+		t.Fatalf("up still locked by the failed attempt: %v", err)
+	}
+	rel()
 }

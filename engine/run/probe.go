@@ -379,7 +379,8 @@ func (hp *hostProbes) script() string {
 
 // planProbes collects, per host, the probes of every task instance that can be decoded before
 // anything runs (its arguments do not depend on other tasks' outputs). Hosts with fewer than two
-// probes, or already failed, have none: their modules read for themselves.
+// probes have none: their modules read for themselves. It reads no host, so it runs while the
+// hosts are connected; the caller drops the plans of hosts that failed (reachablePlans).
 func (r *Runner) planProbes(hosts []string) map[string]*hostProbes {
 	probes := map[string][]string{}
 	parts := map[string]probeParts{}
@@ -440,11 +441,21 @@ func (r *Runner) planProbes(hosts []string) map[string]*hostProbes {
 	plans := map[string]*hostProbes{}
 	for _, h := range hosts {
 		cmds := probes[h]
-		if len(cmds) < 2 || r.hostFailed(h) {
+		if len(cmds) < 2 {
 			continue
 		}
 		if hp := r.newHostProbes(h, cmds, parts[h], scopes[h]); hp != nil {
 			plans[h] = hp
+		}
+	}
+	return plans
+}
+
+// reachablePlans returns plans without the hosts that failed (could not be connected).
+func (r *Runner) reachablePlans(plans map[string]*hostProbes) map[string]*hostProbes {
+	for h := range plans {
+		if r.hostFailed(h) {
+			delete(plans, h)
 		}
 	}
 	return plans

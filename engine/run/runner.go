@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -147,19 +148,35 @@ func (r *Runner) Run(ctx context.Context) (*Recap, error) {
 			time.Since(since).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))})
 	}
 	t0 := time.Now()
-	r.connectAll(ctx, hosts)
-	phase(fmt.Sprintf("connected to %s", plural(len(hosts), "host")), t0)
+	// The checks are planned (modules decoded for every host) while the hosts are connected: the
+	// plan reads no host, and connecting is mostly waiting for the hosts. Planned (and the cache
+	// marked) before any task can change anything: a change made while the checks are read must
+	// keep them out of the cache.
+	planned := make(chan map[string]*hostProbes, 1)
+	go func() { planned <- r.planProbes(hosts) }()
+	// Each host's connection is ready (made or failed) when its channel is closed.
+	ready := make(map[string]chan struct{}, len(hosts))
+	for _, h := range hosts {
+		ready[h] = make(chan struct{})
+	}
+	connected := make(chan struct{})
+	go func() {
+		defer close(connected)
+		r.connectAll(ctx, hosts, ready)
+		phase(fmt.Sprintf("connected to %s", plural(len(hosts), "host")), t0)
+	}()
 	prefetched := make(chan struct{})
 	if r.opts.Lock != nil && r.opts.Mode == Apply {
 		// The checks are read in the session that takes the lock, right after it took it: one
-		// round trip for both. The tasks start once every lock is held; a host's commands wait
+		// round trip for both. A host's lock is taken as soon as it is connected, while the
+		// others still connect. The tasks start once every lock is held; a host's commands wait
 		// for its checks, its forwarded connections do not.
-		t0 = time.Now()
-		plans := r.planProbes(hosts)
+		plans := <-planned
 		for h := range plans {
 			r.probes.expect(h)
 		}
-		locks, err := r.lockHosts(ctx, hosts, plans)
+		locks, err := r.lockHosts(ctx, hosts, plans, ready)
+		<-connected
 		if err != nil {
 			for h := range plans {
 				r.probes.done(h)
@@ -191,13 +208,12 @@ func (r *Runner) Run(ctx context.Context) (*Recap, error) {
 		// The checks are read ahead while the tasks start: a host's commands wait for its
 		// checks, but a task that only reaches services through forwarded connections
 		// (redis_cluster's observation) need not.
+		<-connected
+		plans := r.reachablePlans(<-planned)
 		t0 = time.Now()
 		for _, h := range hosts {
 			r.probes.expect(h)
 		}
-		// planned (and the cache marked) before any task can change anything: a change made
-		// while they are read must keep them out of the cache
-		plans := r.planProbes(hosts)
 		go func() {
 			defer close(prefetched)
 			n := r.prefetch(ctx, hosts, plans)
@@ -264,8 +280,9 @@ func (r *Runner) Run(ctx context.Context) (*Recap, error) {
 }
 
 // lockHosts takes the run lock on every reachable host, all or nothing, and reads the hosts'
-// planned probes in the sessions that take it.
-func (r *Runner) lockHosts(ctx context.Context, hosts []string, plans map[string]*hostProbes) (*lock.Set, error) {
+// planned probes in the sessions that take it. Hosts may still be connecting: a host's attempt
+// starts when its ready channel is closed, and a host that could not be connected is left out.
+func (r *Runner) lockHosts(ctx context.Context, hosts []string, plans map[string]*hostProbes, ready map[string]chan struct{}) (*lock.Set, error) {
 	opts := *r.opts.Lock
 	opts.Then = map[string]string{}
 	for h, hp := range plans {
@@ -283,17 +300,52 @@ func (r *Runner) lockHosts(ctx context.Context, hosts []string, plans map[string
 	}
 	conns := map[string]engine.Conn{}
 	for _, h := range hosts {
-		if r.hostFailed(h) {
-			continue
-		}
-		if c, err := r.pool.Conn(ctx, h); err == nil {
-			if cc, ok := c.(cachingConn); ok {
-				c = cc.Conn // the host's commands wait for the checks this session reads
-			}
-			conns[h] = c
-		}
+		conns[h] = dialingConn{pool: r.pool, host: h, ready: ready[h]}
 	}
 	return lock.Acquire(ctx, conns, opts)
+}
+
+// dialingConn is a host's connection while the run still connects the hosts: its methods wait
+// until connectAll has made (or failed) the connection. A host that could not be connected is
+// out of the run, and out of the lock: its error wraps lock.ErrUnreachable.
+type dialingConn struct {
+	pool  *Pool
+	host  string
+	ready <-chan struct{}
+}
+
+func (c dialingConn) conn(ctx context.Context) (engine.Conn, error) {
+	select {
+	case <-c.ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	conn, err := c.pool.Conn(ctx, c.host)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", lock.ErrUnreachable, err)
+	}
+	if cc, ok := conn.(cachingConn); ok {
+		conn = cc.Conn // the host's commands wait for the checks the lock's session reads
+	}
+	return conn, nil
+}
+
+// Exec implements engine.Conn.
+func (c dialingConn) Exec(ctx context.Context, cmd engine.Command) (engine.ExecResult, error) {
+	conn, err := c.conn(ctx)
+	if err != nil {
+		return engine.ExecResult{}, err
+	}
+	return conn.Exec(ctx, cmd)
+}
+
+// DialContext implements engine.Conn.
+func (c dialingConn) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	conn, err := c.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return conn.DialContext(ctx, network, addr)
 }
 
 // errRunOnceFailed marks a failed run_once task in the graph walk, so its dependents are skipped.
@@ -340,9 +392,10 @@ func (r *Runner) inLimit(host string) bool {
 	return false
 }
 
-// connectAll opens every host's connection in parallel. A host that cannot be reached is failed
-// for the whole run, with one result that says why.
-func (r *Runner) connectAll(ctx context.Context, hosts []string) {
+// connectAll opens every host's connection in parallel (at most Forks at once), closing the
+// host's channel of ready, when given, once its connection is made or failed. A host that cannot
+// be reached is failed for the whole run, with one result that says why.
+func (r *Runner) connectAll(ctx context.Context, hosts []string, ready map[string]chan struct{}) {
 	sem := make(chan struct{}, r.opts.Forks)
 	var wg sync.WaitGroup
 	for _, h := range hosts {
@@ -358,6 +411,9 @@ func (r *Runner) connectAll(ctx context.Context, hosts []string) {
 				r.recap.PerHost[h].Unreachable = true
 				r.mu.Unlock()
 				r.result("connect", h, StatusFailed, err.Error(), nil, time.Since(start))
+			}
+			if ch := ready[h]; ch != nil {
+				close(ch)
 			}
 		}(h)
 	}
