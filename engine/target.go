@@ -157,7 +157,11 @@ func (t *Target) Change(ctx context.Context, c Change, fn func(ctx context.Conte
 		if t.before != nil {
 			t.before(c)
 		}
-		if err := fn(ctx); err != nil {
+		err := fn(ctx)
+		// what was read while fn ran may predate its effect: not shared (BeforeChange dropped
+		// what was read before)
+		t.memo.Changed()
+		if err != nil {
 			return fmt.Errorf("%s: %w", c.Summary, err)
 		}
 	}

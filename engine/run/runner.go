@@ -67,7 +67,7 @@ type Runner struct {
 	pending   map[string]map[string]bool      // plan: task -> hosts where it would change something
 	ancestors map[string][]string             // task -> the tasks it depends on directly
 	probes    *probeCache                     // probes read ahead of the tasks (Prober)
-	memo      *engine.Memo                    // what tasks share until the first change
+	memo      *engine.Memo                    // what tasks share while nothing changes
 	recap     Recap
 }
 
@@ -75,7 +75,7 @@ type Runner struct {
 // untrue.
 func (r *Runner) beforeChange(host string, c engine.Change) {
 	r.probes.invalidate(host, c)
-	r.memo.Disable()
+	r.memo.Changed()
 }
 
 // New returns a Runner for pb.

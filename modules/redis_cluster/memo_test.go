@@ -44,12 +44,14 @@ func TestFirstObservationShared(t *testing.T) {
 		name      string
 		memo      func() *engine.Memo
 		second    *Config
-		wantDials int // after both tasks observed
+		between   func(*engine.Memo) // what happens between the two tasks
+		wantDials int                // after both tasks observed
 	}{
-		{"shared", engine.NewMemo, base, len(insts)},
-		{"no memo", func() *engine.Memo { return nil }, base, 2 * len(insts)},
-		{"memo disabled by a change", func() *engine.Memo { m := engine.NewMemo(); m.Disable(); return m }, base, 2 * len(insts)},
-		{"other password", engine.NewMemo, &withPassword, 2 * len(insts)},
+		{"shared", engine.NewMemo, base, nil, len(insts)},
+		{"no memo", func() *engine.Memo { return nil }, base, nil, 2 * len(insts)},
+		{"a change between the tasks", engine.NewMemo, base, (*engine.Memo).Changed, 2 * len(insts)},
+		{"a change before both", func() *engine.Memo { m := engine.NewMemo(); m.Changed(); return m }, base, nil, len(insts)},
+		{"other password", engine.NewMemo, &withPassword, nil, 2 * len(insts)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,6 +70,9 @@ func TestFirstObservationShared(t *testing.T) {
 			// A task changes its copy; the next one must not see it.
 			first[0].Sample = &KeySample{Slots: []int{1}}
 			first[1] = Observation{}
+			if tt.between != nil {
+				tt.between(memo)
+			}
 			second := observe(tt.second)
 			if got := d.count(); got != tt.wantDials {
 				t.Errorf("after the second task: %d dials, want %d", got, tt.wantDials)

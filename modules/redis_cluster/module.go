@@ -406,12 +406,15 @@ func converge(ctx context.Context, t *engine.Target, s *session, d Desired, time
 			// waitSettled would find settled at once, and what the outputs would read.
 			return engine.Outcome{Summary: summary(top, &Plan{Create: created}, d, len(t.Changes())), Outputs: outputs(top)}, nil
 		}
-		settled, err := waitSettled(ctx, t, s, d, timeout)
+		top, mark, err := waitSettled(ctx, t, s, d, timeout)
 		if err != nil {
 			return engine.Outcome{}, err
 		}
-		if settled {
-			top := Analyze(s.insts, s.c.observeAll(ctx))
+		if top != nil {
+			// The observation that found the cluster settled is what the outputs read, and
+			// what the redis_cluster tasks that follow (the rolling restart) start from, as
+			// long as nothing changes meanwhile.
+			t.Memo().Put(s.memoKey, top.Obs, mark)
 			return engine.Outcome{Summary: summary(top, &Plan{Create: created}, d, len(t.Changes())), Outputs: outputs(top)}, nil
 		}
 	}
@@ -442,20 +445,24 @@ func waitTransient(ctx context.Context, t *engine.Target, s *session, d Desired,
 	return top, plan, err
 }
 
-// waitSettled waits until the cluster settles after a round of changes: converged (true), or the
-// same steps planned for a while (false: a transient state right after a change does not trigger
-// a new round).
-func waitSettled(ctx context.Context, t *engine.Target, s *session, d Desired, timeout time.Duration) (bool, error) {
+// waitSettled waits until the cluster settles after a round of changes: converged (the
+// topology that shows it, observed after mark), or the same steps planned for a while (nil: a
+// transient state right after a change does not trigger a new round).
+func waitSettled(ctx context.Context, t *engine.Target, s *session, d Desired, timeout time.Duration) (*Topology, engine.MemoMark, error) {
 	var last []string
-	settled := false
+	var settled *Topology
+	var mark engine.MemoMark
 	var pending string
 	var pendingSince time.Time
 	err := t.Poll(ctx, "the cluster to converge", pollInterval, timeout, func(ctx context.Context) (bool, error) {
+		mk := t.Memo().Mark()
 		top := s.c.topology(ctx)
 		last = Health(top)
 		p, perr := PlanSteps(top, d)
 		if len(last) == 0 {
-			settled = perr == nil && len(p.Steps) == 0
+			if perr == nil && len(p.Steps) == 0 {
+				settled, mark = top, mk
+			}
 			return true, nil
 		}
 		if perr != nil || len(p.Steps) == 0 {
@@ -470,9 +477,9 @@ func waitSettled(ctx context.Context, t *engine.Target, s *session, d Desired, t
 		return time.Since(pendingSince) > time.Second, nil
 	})
 	if err != nil {
-		return false, fmt.Errorf("cluster not converged: %s: %w", strings.Join(last, "; "), err)
+		return nil, mark, fmt.Errorf("cluster not converged: %s: %w", strings.Join(last, "; "), err)
 	}
-	return settled, nil
+	return settled, mark, nil
 }
 
 // onlyUnreachable reports whether err is a refusal whose only reason is unreachable instances.

@@ -125,3 +125,54 @@ func TestIntegrationNoopConvergeObservesOnce(t *testing.T) {
 		t.Errorf("no-op converge: %d dials %v and %d writes, want one of each per instance (3)", total, dials, writes)
 	}
 }
+
+// TestIntegrationCreateSharesSettledObservation: after a create, the rolling restart that follows
+// starts from the observation that found the cluster settled (no instance is read again), and it
+// looks at the configuration files with one command per host.
+func TestIntegrationCreateSharesSettledObservation(t *testing.T) {
+	l := newLabWithConfigFiles(t, 3, 1, 27300)
+	c := l.config(0)
+	c.Connect = "ssh"
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	var execs []string
+	exec := func(call enginetest.Call) (engine.ExecResult, error) {
+		mu.Lock()
+		execs = append(execs, call.Cmd)
+		mu.Unlock()
+		out, err := osexec.CommandContext(ctx, "sh", "-c", call.Cmd).Output()
+		return engine.ExecResult{Stdout: out}, err
+	}
+	memo := engine.NewMemo()
+	d := newCountingDial()
+	hosts := countingHosts{fakeHosts: l.ips, d: d, exec: exec}
+	create := engine.NewTarget(engine.TargetOptions{Host: engine.Host{Name: "node1"}, Task: "redis_cluster", Hosts: hosts, Memo: memo})
+	if _, err := c.Run(ctx, create); err != nil {
+		t.Fatal(err)
+	}
+	if len(create.Changes()) == 0 {
+		t.Fatal("the create changed nothing")
+	}
+	_, created, _ := d.counts()
+
+	restart := *c
+	restart.Mode, restart.RestartCommand = ModeRestart, "false"
+	target := engine.NewTarget(engine.TargetOptions{Host: engine.Host{Name: "node1"}, Task: "redis_rolling_restart", Hosts: hosts, Memo: memo})
+	out, err := restart.Run(ctx, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(target.Changes()) > 0 {
+		t.Fatalf("restart changed %v", target.Changes())
+	}
+	if _, total, _ := d.counts(); total != created {
+		t.Errorf("the restart dialed %d instances again; want it to start from the create's settled observation", total-created)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(execs) != len(l.hosts) {
+		t.Errorf("commands %q, want one per host", execs)
+	}
+	t.Logf("restart: %s", out.Summary)
+}
