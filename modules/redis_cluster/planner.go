@@ -397,7 +397,9 @@ func planConverge(top *Topology, d Desired, refuse []string) (*Plan, error) {
 		p.Steps = append(p.Steps, Step{Kind: StepMeet, Insts: []int{i}, Peer: peer,
 			Summary: fmt.Sprintf("%s meets the cluster through %s with its slots %s", insts[i].Name(), insts[peer].Name(), FormatRanges(top.Obs[i].Myself().Slots))})
 	}
+	freshMeet := map[int]int{} // fresh instance -> index of its meet step
 	for _, i := range top.Fresh {
+		freshMeet[i] = len(p.Steps)
 		p.Steps = append(p.Steps, Step{Kind: StepMeet, Insts: []int{i}, Peer: peer,
 			Summary: fmt.Sprintf("%s meets the cluster through %s", insts[i].Name(), insts[peer].Name())})
 		free = append(free, i)
@@ -436,6 +438,7 @@ func planConverge(top *Topology, d Desired, refuse []string) (*Plan, error) {
 	layout := Place(PlaceInput{Instances: insts, Shards: shards, Free: free, Replicas: d.Replicas, Drain: d.Drain})
 	p.Layout = &layout
 	p.Warnings = append(p.Warnings, layout.Warnings...)
+	meetFresh(p, top, layout, masterID, live, freshMeet)
 	for _, u := range top.Undeclared {
 		p.Warnings = append(p.Warnings, fmt.Sprintf("cluster member %s is not a declared instance; left alone", u))
 	}
@@ -470,6 +473,53 @@ func planConverge(top *Topology, d Desired, refuse []string) (*Plan, error) {
 		}
 	}
 	return p, nil
+}
+
+// meetFresh chooses whom the fresh instances of plan p meet, now that the layout says whom each
+// follows. Through one member, a fresh instance learns of the other nodes by gossip only: its
+// CLUSTER REPLICATE then waits until it has heard of its master (about a second at 3 hosts), and
+// the cluster agrees on the layout later still. Up to meshLimit instances, every fresh instance
+// meets every live member and the fresh instances after it, as a creation's instances do;
+// beyond, it meets the master it is to follow (its replica step then runs at once).
+func meetFresh(p *Plan, top *Topology, layout Layout, masterID []string, live []int, freshMeet map[int]int) {
+	if len(freshMeet) == 0 {
+		return
+	}
+	insts := top.Instances
+	if len(insts) <= meshLimit {
+		for _, i := range top.Fresh {
+			var peers []int
+			for _, j := range live {
+				if j != i {
+					peers = append(peers, j)
+				}
+			}
+			for _, j := range top.Fresh {
+				if j > i {
+					peers = append(peers, j)
+				}
+			}
+			st := &p.Steps[freshMeet[i]]
+			st.Peers = [][]int{peers}
+			st.Summary = fmt.Sprintf("%s meets the cluster (%d members) and the new instances after it", insts[i].Name(), len(live))
+		}
+		return
+	}
+	for s, sh := range layout.Shards {
+		if s >= len(masterID) || masterID[s] == "" {
+			continue
+		}
+		m, ok := top.Members[masterID[s]]
+		if !ok || !m.Live {
+			continue
+		}
+		for _, r := range sh.Replicas {
+			if k, ok := freshMeet[r]; ok {
+				p.Steps[k].Peer = m.Inst
+				p.Steps[k].Summary = fmt.Sprintf("%s meets the cluster through %s, its master", insts[r].Name(), insts[m.Inst].Name())
+			}
+		}
+	}
 }
 
 // DescribeUnreachable says in one line which declared instances did not answer and why, grouped

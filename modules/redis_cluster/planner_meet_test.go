@@ -104,3 +104,76 @@ func TestPlanCreateMeets(t *testing.T) {
 		})
 	}
 }
+
+// TestPlanFreshMeets: fresh instances joining a cluster meet every live member and the fresh
+// instances after them up to meshLimit instances, and beyond it the master they are to follow,
+// so that their CLUSTER REPLICATE does not wait for gossip to tell them of that master.
+func TestPlanFreshMeets(t *testing.T) {
+	for _, hosts := range []int{3, 10} {
+		t.Run(fmt.Sprintf("%dx3", hosts), func(t *testing.T) {
+			insts := grid(hosts, 3)
+			ranges := SplitSlots(hosts)
+			// host h: instance a is master Mh, b replicates the master of the next host, c is fresh
+			var nodes []fnode
+			var fresh []int
+			for h := 0; h < hosts; h++ {
+				nodes = append(nodes, fnode{name: fmt.Sprintf("M%d", h), inst: 3 * h, slots: FormatRanges([]SlotRange{ranges[h]}), epoch: h + 1})
+			}
+			for h := 0; h < hosts; h++ {
+				m := (h + 1) % hosts
+				nodes = append(nodes, fnode{name: fmt.Sprintf("R%d", h), inst: 3*h + 1, master: fmt.Sprintf("M%d", m), epoch: m + 1})
+				fresh = append(fresh, 3*h+2)
+			}
+			w := world{insts: insts, nodes: nodes, fresh: fresh}
+			p, err := PlanSteps(Analyze(insts, w.observations(t)), Desired{Replicas: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			meets := map[int][]int{}    // fresh instance -> whom it meets
+			follows := map[int]string{} // fresh instance -> the master it replicates
+			for _, s := range p.Steps {
+				switch s.Kind {
+				case StepMeet:
+					for k, i := range s.Insts {
+						meets[i] = meetPeers(s, k)
+					}
+				case StepReplicate:
+					follows[s.Inst] = s.NodeID
+				}
+			}
+			for _, i := range fresh {
+				peers := meets[i]
+				if len(peers) == 0 {
+					t.Fatalf("%s meets nobody: %v", insts[i].Name(), p.Steps)
+				}
+				id, ok := follows[i]
+				if !ok {
+					t.Fatalf("%s replicates nobody", insts[i].Name())
+				}
+				var master int
+				for _, n := range nodes {
+					if nid(n.name) == id {
+						master = n.inst
+					}
+				}
+				if len(insts) <= meshLimit {
+					if want := 2*hosts + countAbove(fresh, i); len(peers) != want {
+						t.Errorf("%s meets %v, want every member and the fresh instances after it (%d)", insts[i].Name(), peers, want)
+					}
+				} else if len(peers) != 1 || peers[0] != master {
+					t.Errorf("%s meets %v, want its master %s", insts[i].Name(), peers, insts[master].Name())
+				}
+			}
+		})
+	}
+}
+
+func countAbove(list []int, i int) int {
+	n := 0
+	for _, x := range list {
+		if x > i {
+			n++
+		}
+	}
+	return n
+}
