@@ -184,7 +184,8 @@ func (r *Runner) Run(ctx context.Context) (*Recap, error) {
 			return nil, err
 		}
 		defer locks.Release() // before the pool closes the connections
-		phase("took the run lock", t0)
+		// connecting and locking overlap: each host is locked once it is connected
+		phase("connected and took the run lock", t0)
 		go func() {
 			defer close(prefetched)
 			var wg sync.WaitGroup
