@@ -595,13 +595,9 @@ func (r *Runner) planHostProbes(t *config.Task, add func(h, cmd string, scope pr
 			if len(p.Paths) > 0 {
 				scope = pathScope(p.Paths)
 			}
-			var parts []engine.BatchPart
-			for _, part := range p.Parts {
-				if part.Batch != nil && part.Probe == p.Cmd {
-					parts = append(parts, part)
-				}
-			}
-			add(p.Host, p.Cmd, scope, parts)
+			parts := probeParts{}
+			parts.add(p.Parts)
+			add(p.Host, p.Cmd, scope, parts[p.Cmd])
 		}
 		return
 	}
