@@ -621,10 +621,20 @@ func (k *keeper) serveRun(u net.Conn) {
 	}()
 	go func() {
 		for r := range reqs {
-			// keepalives and the like: the keeper answers for the host, whose own keepalive it
-			// watches
+			// A keepalive is passed on to the host: a run asks one when a command's channel
+			// ended without an exit status (lost), and the host's connection may have ended an
+			// instant ago, after its channels did but before the watch above saw it. The run
+			// must then learn the host is gone, not that the keeper is there.
+			if r.Type == keepaliveRequest {
+				if gone, _ := up.lost(); gone {
+					sc.Close()
+					continue
+				}
+				r.Reply(true, nil)
+				continue
+			}
 			if r.WantReply {
-				r.Reply(r.Type == keepaliveRequest, nil)
+				r.Reply(false, nil)
 			}
 		}
 	}()

@@ -346,3 +346,39 @@ func TestPersistLostUnderCommand(t *testing.T) {
 		t.Fatalf("exec after the host came back: %q, %v", out, err)
 	}
 }
+
+// TestPersistKeepAliveAsksHost: a run that asks whether its connection through the keeper still
+// lives (as it does when a command's channel ended without an exit status) gets the host's
+// answer, not the keeper's: a frozen host is found gone once the keeper's own keepalive fails.
+func TestPersistKeepAliveAsksHost(t *testing.T) {
+	s := startSSHD(t, sshdtest.Options{})
+	cfg := s.config("node1", s.KnownHosts(t))
+	cfg.Persist, cfg.PersistDir = 2*time.Second, persistDirFor(t)
+	cfg.KeepAlive = 200 * time.Millisecond
+	c, err := Dial(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cn, _, err := c.get(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gone, err := cn.lost(); gone {
+		t.Fatalf("a live host's connection: lost (%v)", err)
+	}
+	s.Signal(syscall.SIGSTOP) // sshd and its connections answer nothing, TCP stays up
+	lost := make(chan bool, 1)
+	go func() {
+		gone, _ := cn.lost()
+		lost <- gone
+	}()
+	select {
+	case gone := <-lost:
+		if !gone {
+			t.Fatal("a frozen host's connection through the keeper: not lost (the keeper answered for the host)")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer 10 s after the host froze")
+	}
+}
