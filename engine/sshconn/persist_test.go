@@ -267,8 +267,10 @@ func TestPersistManyHosts(t *testing.T) {
 	dir := persistDirFor(t)
 	ctx := context.Background()
 	cfgA, cfgB := a.config("a", a.KnownHosts(t)), b.config("b", b.KnownHosts(t))
-	cfgA.Persist, cfgA.PersistDir = 500*time.Millisecond, dir
-	cfgB.Persist, cfgB.PersistDir = 5*time.Second, dir
+	// a's Persist leaves room for the runs between a's (a loaded machine makes a run take
+	// hundreds of milliseconds); b's outlasts a's and the wait after it.
+	cfgA.Persist, cfgA.PersistDir = 1500*time.Millisecond, dir
+	cfgB.Persist, cfgB.PersistDir = 6*time.Second, dir
 	run := func(cfg Config, word string) error { return echoRun(ctx, cfg, word) }
 	for _, cfg := range []Config{cfgA, cfgB, cfgA, cfgB} {
 		if err := run(cfg, cfg.Name); err != nil {
