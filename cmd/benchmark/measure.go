@@ -25,6 +25,10 @@ const (
 	toolRunbook = "runbook"
 	toolAnsible = "ansible"
 	toolManual  = "manual"
+	// toolOpenSSH is OpenSSH's client running `true` on every host at once, each over a new
+	// connection: what any tool that connects afresh pays on the lab, measured beside runbook's
+	// floor (opFloor).
+	toolOpenSSH = "openssh"
 )
 
 // The operations timed.
@@ -308,6 +312,10 @@ func (b *bench) runbookChain(ctx context.Context, round int) ([]Sample, error) {
 		return out, fmt.Errorf("floor: %w", err)
 	}
 	out = append(out, b.sample(toolRunbook, opFloor, round, p))
+	if p, err = b.sshFloor(ctx); err != nil {
+		return out, fmt.Errorf("ssh floor: %w", err)
+	}
+	out = append(out, b.sample(toolOpenSSH, opFloor, round, p))
 
 	for _, op := range []string{opKeeperStart, opKept} {
 		p, rc, err = b.apply(ctx, "--persist", persistFor)
@@ -623,6 +631,24 @@ func (b *bench) runFloor(ctx context.Context) (procResult, error) {
 		return p, fmt.Errorf("want %d ok results, got %+v\n%s", b.n, rc, lastLines(p.output, 15))
 	}
 	return p, nil
+}
+
+// sshFloorScript runs OpenSSH's `ssh ADDRESS true` to every address at once (root, the lab's key
+// and known_hosts, no configuration file, no agent, no connection sharing) and fails when one did.
+const sshFloorScript = `k=$1; kh=$2; shift 2
+for a; do
+  ssh -F /dev/null -i "$k" -o IdentitiesOnly=yes -o IdentityAgent=none -o UserKnownHostsFile="$kh" \
+    -o StrictHostKeyChecking=yes -o BatchMode=yes -o ControlMaster=no -o ControlPath=none \
+    -o LogLevel=ERROR "root@$a" true &
+done
+rc=0
+for p in $(jobs -p); do wait "$p" || rc=1; done
+exit $rc`
+
+// sshFloor times sshFloorScript on the lab's hosts.
+func (b *bench) sshFloor(ctx context.Context) (procResult, error) {
+	args := append([]string{"-c", sshFloorScript, "ssh-floor", b.lab.KeyPath(), b.lab.KnownHostsPath()}, b.addrs...)
+	return b.exec(ctx, nil, "bash", args...)
 }
 
 // parseRecap finds the recap line in runbook's JSON lines.

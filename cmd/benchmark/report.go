@@ -362,6 +362,13 @@ func withFloor(t target, s HostSet, ok bool) target {
 	if f, ok := s.median(toolRunbook, opFloor); ok {
 		t.Note = fmt.Sprintf("the floor on this lab (connect, lock, one `true` per host) is %.2f s", f)
 	}
+	if o, ok := s.median(toolOpenSSH, opFloor); ok {
+		note := fmt.Sprintf("OpenSSH's `ssh HOST true` to every host at once takes %.2f s", o)
+		if t.Note != "" {
+			note = t.Note + "; " + note
+		}
+		t.Note = note
+	}
 	return t
 }
 
@@ -417,7 +424,9 @@ func markdown(r Results, profile string) string {
 	p("  over kept connections.\n")
 	p("- *floor*: runbook applying a playbook of one task, a readonly `true` on every host: the process,\n")
 	p("  the SSH connections, the run lock and one round trip per host, nothing else. What the re-run costs\n")
-	p("  beyond it is the reading of the playbook's state. It is a reference, not a target.\n")
+	p("  beyond it is the reading of the playbook's state. It is a reference, not a target. Beside it,\n")
+	p("  **openssh**: OpenSSH's client running `ssh HOST true` to every host at once, each over a new\n")
+	p("  connection (no ControlMaster): what any tool that connects afresh pays on this lab.\n")
 	p("- *replace a wiped host*: on the cluster the procedure built, node2 is killed; once CLUSTER NODES\n")
 	p("  shows node2's instances failed and no failed master owning slots, node2 boots again with an empty\n")
 	p("  disk; then the procedure runs until the layout is restored (runbook: and every replica synced).\n\n")
