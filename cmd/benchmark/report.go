@@ -328,11 +328,16 @@ func withCPU(t target, s HostSet, ok bool, op, peer string) target {
 	if s.RestingLoad > 0 {
 		note += fmt.Sprintf("; the lab at rest keeps %.2f cores busy", s.RestingLoad)
 	}
+	t.addNote(note)
+	return t
+}
+
+// addNote appends note to what the target's note already says.
+func (t *target) addNote(note string) {
 	if t.Note != "" {
 		note = t.Note + "; " + note
 	}
 	t.Note = note
-	return t
 }
 
 // withKept notes runbook's re-run over kept connections (opKept) beside a re-run goal, which is
@@ -346,10 +351,7 @@ func withKept(t target, s HostSet, ok bool) target {
 		if an, ok := s.median(ansibleTool(5), opNoop); ok && an > 0 {
 			note += fmt.Sprintf(" (%.3f × Ansible)", k/an)
 		}
-		if t.Note != "" {
-			note = t.Note + "; " + note
-		}
-		t.Note = note
+		t.addNote(note)
 	}
 	return t
 }
@@ -364,10 +366,7 @@ func withFloor(t target, s HostSet, ok bool) target {
 	}
 	if o, ok := s.median(toolOpenSSH, opFloor); ok {
 		note := fmt.Sprintf("OpenSSH's `ssh HOST true` to every host at once takes %.2f s", o)
-		if t.Note != "" {
-			note = t.Note + "; " + note
-		}
-		t.Note = note
+		t.addNote(note)
 	}
 	return t
 }
