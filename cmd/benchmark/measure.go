@@ -29,6 +29,9 @@ const (
 	// connection: what any tool that connects afresh pays on the lab, measured beside runbook's
 	// floor (opFloor).
 	toolOpenSSH = "openssh"
+	// toolRedis is one new redis-server, given every slot, from its start until it serves
+	// (opFreshFloor): what Redis itself makes any fresh install wait.
+	toolRedis = "redis-server"
 )
 
 // The operations timed.
@@ -43,7 +46,13 @@ const (
 	// next one, over the connections it kept (what Ansible's default ControlPersist does for ssh).
 	opKeeperStart = "noop-keeper-start"
 	opKept        = "noop-kept"
+	// opFreshFloor is the floor of a fresh install (toolRedis): Redis keeps a new master at
+	// cluster_state:fail for 2 s after it started (CLUSTER_WRITABLE_DELAY), whatever starts it.
+	opFreshFloor = "fresh-floor"
 )
+
+// redisFloorPort is the port of opFreshFloor's redis-server on node1, beside the cluster's.
+const redisFloorPort = "7379"
 
 // persistFor is the --persist of the kept re-runs.
 const persistFor = "60s"
@@ -316,6 +325,10 @@ func (b *bench) runbookChain(ctx context.Context, round int) ([]Sample, error) {
 		return out, fmt.Errorf("ssh floor: %w", err)
 	}
 	out = append(out, b.sample(toolOpenSSH, opFloor, round, p))
+	if p, err = b.redisFloor(ctx); err != nil {
+		return out, fmt.Errorf("redis floor: %w", err)
+	}
+	out = append(out, b.sample(toolRedis, opFreshFloor, round, p))
 
 	for _, op := range []string{opKeeperStart, opKept} {
 		p, rc, err = b.apply(ctx, "--persist", persistFor)
@@ -649,6 +662,54 @@ exit $rc`
 func (b *bench) sshFloor(ctx context.Context) (procResult, error) {
 	args := append([]string{"-c", sshFloorScript, "ssh-floor", b.lab.KeyPath(), b.lab.KnownHostsPath()}, b.addrs...)
 	return b.exec(ctx, nil, "bash", args...)
+}
+
+// redisFloorScript starts a new redis-server in cluster mode on ADDRESS:PORT, gives it every slot,
+// waits until it says cluster_state:ok (polling every 10 ms), stops it and removes its files.
+// It runs on the host itself and prints the times (EPOCHREALTIME) before the start and at
+// cluster_state:ok: the least any fresh install of a Redis Cluster waits after it started its
+// first master.
+const redisFloorScript = `a=$1; p=$2; f=/var/lib/redis/floor-$p
+t0=$EPOCHREALTIME
+redis-server --bind "$a" --port "$p" --protected-mode no --cluster-enabled yes --dir /var/lib/redis \
+  --cluster-config-file "floor-$p.conf" --pidfile "$f.pid" --save '' --appendonly no \
+  --daemonize yes --logfile '' || exit
+n=0
+until [ "$(redis-cli -h "$a" -p "$p" cluster addslotsrange 0 16383 2>/dev/null)" = OK ]; do
+  n=$((n+1)); [ $n -lt 500 ] || { echo "redis-server on $a:$p does not take the slots" >&2; break; }; sleep 0.01
+done
+until redis-cli -h "$a" -p "$p" cluster info 2>/dev/null | grep -q '^cluster_state:ok'; do
+  n=$((n+1)); [ $n -lt 1000 ] || { echo "redis-server on $a:$p: no cluster_state:ok" >&2; n=fail; break; }; sleep 0.01
+done
+t1=$EPOCHREALTIME
+pid=$(cat "$f.pid" 2>/dev/null)
+redis-cli -h "$a" -p "$p" shutdown nosave >/dev/null 2>&1
+while [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; do sleep 0.01; done
+rm -f "$f.pid" "/var/lib/redis/floor-$p.conf"
+[ "$n" != fail ] || exit 1
+echo "$t0 $t1"`
+
+// redisFloor runs redisFloorScript on node1 and returns the time from redis-server's start to
+// cluster_state:ok.
+func (b *bench) redisFloor(ctx context.Context) (procResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	cmd, err := b.lab.Command(ctx, b.lab.Nodes()[0].Name, "bash", "-c", redisFloorScript, "redis-floor", b.addrs[0], redisFloorPort)
+	if err != nil {
+		return procResult{}, err
+	}
+	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	out, err := cmd.CombinedOutput()
+	p := procResult{output: string(out)}
+	if err != nil {
+		return p, fmt.Errorf("%w\n%s", err, lastLines(p.output, 5))
+	}
+	var t0, t1 float64
+	if _, err := fmt.Sscan(lastLines(p.output, 1), &t0, &t1); err != nil || t1 < t0 {
+		return p, fmt.Errorf("want two times, got %q", lastLines(p.output, 1))
+	}
+	p.dur = time.Duration((t1 - t0) * float64(time.Second))
+	return p, nil
 }
 
 // parseRecap finds the recap line in runbook's JSON lines.
