@@ -698,7 +698,7 @@ func (b *bench) redisFloor(ctx context.Context) (procResult, error) {
 	if err != nil {
 		return procResult{}, err
 	}
-	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	cmd.Env = append(cmd.Env, "LC_ALL=C") // EPOCHREALTIME with a decimal point
 	out, err := cmd.CombinedOutput()
 	p := procResult{output: string(out)}
 	if err != nil {

@@ -285,12 +285,9 @@ func targets(r Results) []target {
 		fresh.Note = fmt.Sprintf("0.15 × Ansible is %.2f s; Redis keeps every new master at cluster_state:fail for 2 s after it starts (CLUSTER_WRITABLE_DELAY; and, when it ran that long without slots, for cluster-node-timeout after it got them), so no procedure that waits for cluster_state:ok ends sooner than 2 s after its first redis-server started; the rest is the work on the hosts before the first start (checks, folders, configuration files), bound on this lab by how fast the hosts' shared cores start processes", 0.15*an)
 		if fl, ok := s3.median(toolRedis, opFreshFloor); ok {
 			fresh.addNote(fmt.Sprintf("measured: a new redis-server given every slot serves %.2f s after its start", fl))
-			if rb, ok := s3.median(toolRunbook, opFresh); ok && an > fl {
-				fresh.addNote(fmt.Sprintf("beyond that floor runbook takes %.2f s, Ansible %.2f s (%.3f ×)", rb-fl, an-fl, (rb-fl)/(an-fl)))
-			}
 		}
 	}
-	ts = append(ts, fresh)
+	ts = append(ts, fresh, beyondFloor(s3, ok3))
 	manual := target{Goal: "fresh install, 3 hosts: runbook no slower than the manual script", Measured: notMeasured, Verdict: notMeasured}
 	if ok3 {
 		rb, ok1 := s3.median(toolRunbook, opFresh)
@@ -315,6 +312,27 @@ func targets(r Results) []target {
 	}
 	ts = append(ts, rss)
 	return ts
+}
+
+// beyondFloor is the fresh-install goal measured beyond Redis's floor (opFreshFloor), which every
+// procedure waits out: where the floor is above 0.15 × Ansible's time, as on a machine that runs
+// Ansible fast, no procedure meets the goal as written, and what tells the tools apart is the
+// time each takes beyond the floor.
+func beyondFloor(s HostSet, ok bool) target {
+	t := target{Goal: "fresh install, 3 hosts: runbook's time beyond Redis's floor ≤ 0.15 × Ansible's", Measured: notMeasured, Verdict: notMeasured}
+	if !ok {
+		return t
+	}
+	rb, ok1 := s.median(toolRunbook, opFresh)
+	an, ok2 := s.median(ansibleTool(5), opFresh)
+	fl, ok3 := s.median(toolRedis, opFreshFloor)
+	if !ok1 || !ok2 || !ok3 || an <= fl {
+		return t
+	}
+	t.Measured = fmt.Sprintf("%.3f × (%.2f s / %.2f s)", (rb-fl)/(an-fl), rb-fl, an-fl)
+	t.Verdict = verdict((rb-fl)/(an-fl) <= 0.15)
+	t.Note = fmt.Sprintf("the floor: a new master's start to cluster_state:ok, %.2f s (Redis's CLUSTER_WRITABLE_DELAY); runbook's %.2f s beyond it are its start, connections, checks and writes before the first master starts, and the wait for every replica's sync", fl, rb-fl)
+	return t
 }
 
 // withCPU notes beside a goal the machine's CPU time runbook's procedure op took, a peer's when
