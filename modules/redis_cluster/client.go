@@ -147,8 +147,37 @@ func (c *clients) do(ctx context.Context, i int, args ...any) (any, error) {
 	return v, nil
 }
 
+// doAgain is do for a command that may be sent twice (a read, CLUSTER FORGET): when the kept
+// connection broke under it (the instance restarted, or the SSH connection its tunnel ran over
+// dropped and is made again at the next dial), it sends the command once more on a new
+// connection. A refusal, a failed dial or a timeout is returned as it is.
+func (c *clients) doAgain(ctx context.Context, i int, args ...any) (any, error) {
+	v, err := c.client(i).Do(ctx, args...).Result()
+	if brokenConn(ctx, err) {
+		v, err = c.client(i).Do(ctx, args...).Result()
+	}
+	if err != nil {
+		c.dialFailed(i, err)
+		return nil, fmt.Errorf("%s: %s: %w", c.insts[i].Name(), cmdName(args), err)
+	}
+	return v, nil
+}
+
+// brokenConn reports whether err is the connection's own failure (EOF, a reset, a broken pipe, a
+// closed tunnel): not the server's refusal, not a failed dial (the instance is down) and not a
+// timeout (it may be busy, and a second try would wait as long again), with ctx still live.
+func brokenConn(ctx context.Context, err error) bool {
+	if err == nil || ctx.Err() != nil || isTimeout(err) {
+		return false
+	}
+	var rerr redis.Error
+	var de *dialError
+	return !errors.As(err, &rerr) && !errors.As(err, &de)
+}
+
+// text runs a command that reads (it may be sent twice: doAgain) and returns its text reply.
 func (c *clients) text(ctx context.Context, i int, args ...any) (string, error) {
-	v, err := c.do(ctx, i, args...)
+	v, err := c.doAgain(ctx, i, args...)
 	if err != nil {
 		return "", err
 	}
@@ -211,8 +240,7 @@ func (c *clients) observeOnce(ctx context.Context, i int) (o Observation, stale 
 		o.Err = fmt.Errorf("%s: %w", name, de.err)
 		return o, false
 	}
-	var rerr redis.Error
-	if err != nil && len(cmds) == len(observeCmds) && !errors.As(err, &rerr) && !isTimeout(err) && ctx.Err() == nil {
+	if brokenConn(ctx, err) && len(cmds) == len(observeCmds) {
 		return Observation{Err: fmt.Errorf("%s: %s: %w", name, cmdName(observeCmds[0]), err)}, true
 	}
 	// reply returns the reply to observeCmds[k] as text (DBSIZE's number in decimal).

@@ -7,18 +7,25 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// pipeline sends cmds to instance i in one pipeline (one round trip) and returns the first error,
-// a refused command's or the connection's.
+// pipeline sends cmds, which may be sent twice (CLUSTER MEET), to instance i in one pipeline (one
+// round trip) and returns the first error, a refused command's or the connection's. When the kept
+// connection broke under it (see doAgain), it sends them once more on a new one.
 func (c *clients) pipeline(ctx context.Context, i int, cmds [][]any) error {
 	if len(cmds) == 0 {
 		return nil
 	}
-	res, err := c.client(i).Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, args := range cmds {
-			p.Do(ctx, args...)
-		}
-		return nil
-	})
+	send := func() ([]redis.Cmder, error) {
+		return c.client(i).Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, args := range cmds {
+				p.Do(ctx, args...)
+			}
+			return nil
+		})
+	}
+	res, err := send()
+	if brokenConn(ctx, err) {
+		res, err = send()
+	}
 	if err == nil {
 		return nil
 	}

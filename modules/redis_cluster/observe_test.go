@@ -231,3 +231,96 @@ type hostConns struct {
 }
 
 func (h hostConns) Conn(context.Context, string) (engine.Conn, error) { return h.conn, nil }
+
+// droppingDial is countingDial whose open connections can all be closed at once, as when the SSH
+// connection their tunnels ran over drops.
+type droppingDial struct {
+	*countingDial
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func (d *droppingDial) dial(ctx context.Context, host, addr string) (net.Conn, error) {
+	c, err := d.countingDial.dial(ctx, host, addr)
+	if err == nil {
+		d.mu.Lock()
+		d.conns = append(d.conns, c)
+		d.mu.Unlock()
+	}
+	return c, err
+}
+
+func (d *droppingDial) drop() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, c := range d.conns {
+		c.Close()
+	}
+	d.conns = nil
+}
+
+// TestIntegrationCommandsAfterDroppedConnection: when the kept connection to an instance broke
+// (its tunnel dropped), the commands that may be sent twice (reads, CLUSTER FORGET, CLUSTER MEET)
+// go out again on a new connection and succeed; any other command fails, sent once.
+func TestIntegrationCommandsAfterDroppedConnection(t *testing.T) {
+	l := newLab(t, 2, 1, 27250)
+	insts := l.instances()
+	d := &droppingDial{countingDial: newCountingDial()}
+	c := newClients(insts, d.dial, "", nil)
+	defer c.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	e := &executor{c: c, top: &Topology{Instances: insts}}
+	addr := net.JoinHostPort(insts[0].IP, strconv.Itoa(insts[0].Port))
+	dials := func() int {
+		n, _, _ := d.counts()
+		return n[addr]
+	}
+
+	if _, err := c.text(ctx, 0, "CLUSTER", "NODES"); err != nil || dials() != 1 {
+		t.Fatalf("first read: %v, %d dials", err, dials())
+	}
+	d.drop()
+	if text, err := c.text(ctx, 0, "CLUSTER", "NODES"); err != nil || !strings.Contains(text, "myself") {
+		t.Errorf("read after the drop: %v (%q)", err, text)
+	}
+	if dials() != 2 {
+		t.Errorf("read after the drop: %d dials, want 2", dials())
+	}
+
+	// Each time, a connection in use is dropped.
+	dropKept := func() {
+		t.Helper()
+		if _, err := c.do(ctx, 0, "PING"); err != nil {
+			t.Fatalf("PING before the drop: %v", err)
+		}
+		d.drop()
+	}
+	dropKept()
+	forget := Step{Kind: StepForget, Insts: []int{0}, NodeID: strings.Repeat("f", 40)}
+	if err := e.do(ctx, forget); err != nil {
+		t.Errorf("forget after the drop: %v", err)
+	}
+	dropKept()
+	meet := Step{Kind: StepMeet, Insts: []int{0}, Peer: 1}
+	if err := e.do(ctx, meet); err != nil {
+		t.Errorf("meet after the drop: %v", err)
+	}
+	// The MEET was sent: node1 comes to know node2.
+	if waitFor(func() bool {
+		text, err := c.text(ctx, 0, "CLUSTER", "NODES")
+		return err == nil && strings.Count(text, "\n") >= 2
+	}) != nil {
+		t.Errorf("node1 did not learn of node2 within 10 s of the MEET")
+	}
+
+	// A command that must not be sent twice is not.
+	dropKept()
+	before := dials()
+	if _, err := c.do(ctx, 0, "PING"); err == nil {
+		t.Errorf("PING over the dropped connection succeeded; do must not send a command twice")
+	}
+	if dials() != before {
+		t.Errorf("do dialed %d times after the drop, want none", dials()-before)
+	}
+}
