@@ -46,8 +46,18 @@ type Client struct {
 	cur      *conn
 	closed   bool
 	connects int
+	// failed is the last attempt to connect again that the host itself failed (not the caller's
+	// context): the callers that waited for it share its error (reconnectLocked).
+	failed *failedReconnect
 
 	wg sync.WaitGroup // the goroutines of every connection made
+}
+
+// failedReconnect is an attempt to replace a dead connection that failed.
+type failedReconnect struct {
+	dead *conn     // the connection it was to replace
+	at   time.Time // when it failed
+	err  error     // the LostError the caller got
 }
 
 // conn is one SSH connection of a Client.
@@ -334,6 +344,7 @@ func (c *Client) keepalive(cn *conn) {
 // get returns the current connection, connecting again if it has ended. fresh reports a new
 // connection.
 func (c *Client) get(ctx context.Context) (cn *conn, fresh bool, err error) {
+	asked := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -342,18 +353,42 @@ func (c *Client) get(ctx context.Context) (cn *conn, fresh bool, err error) {
 	if c.cur.alive() {
 		return c.cur, false, nil
 	}
-	prev := c.cur
-	cn, err = c.connectLocked(ctx)
+	cn, err = c.reconnectLocked(ctx, c.cur, asked)
 	if err != nil {
-		return nil, false, &LostError{Host: c.cfg.Name, Cause: prev.err(), Reconnect: err}
+		return nil, false, err
 	}
 	return cn, true, nil
+}
+
+// reconnectLocked connects again in place of the dead connection c.cur; cause is the connection
+// whose end the caller saw (its error is the LostError's Cause). A caller that began waiting for
+// c.mu at asked, while another caller's attempt to replace the same connection failed on the
+// host's side (unreachable, timed out), gets that attempt's error instead of making one of its
+// own: when a host vanishes, the commands and forwarded connections waiting on it fail together
+// after one ConnectTimeout, not one after another, each waiting as long. A later caller tries
+// again (the host may be back). c.mu must be held.
+func (c *Client) reconnectLocked(ctx context.Context, cause *conn, asked time.Time) (*conn, error) {
+	if f := c.failed; f != nil && f.dead == c.cur && !f.at.Before(asked) {
+		return nil, f.err
+	}
+	dead := c.cur
+	cn, err := c.connectLocked(ctx)
+	if err != nil {
+		lerr := &LostError{Host: c.cfg.Name, Cause: cause.err(), Reconnect: err}
+		if ctx.Err() == nil {
+			c.failed = &failedReconnect{dead: dead, at: time.Now(), err: lerr}
+		}
+		return nil, lerr
+	}
+	c.failed = nil
+	return cn, nil
 }
 
 // replace closes old, which failed with cause, and connects again (unless another caller did
 // already).
 func (c *Client) replace(ctx context.Context, old *conn, cause error) (*conn, error) {
 	old.fail(cause)
+	asked := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -362,11 +397,7 @@ func (c *Client) replace(ctx context.Context, old *conn, cause error) (*conn, er
 	if c.cur != old && c.cur.alive() {
 		return c.cur, nil
 	}
-	cn, err := c.connectLocked(ctx)
-	if err != nil {
-		return nil, &LostError{Host: c.cfg.Name, Cause: old.err(), Reconnect: err}
-	}
-	return cn, nil
+	return c.reconnectLocked(ctx, old, asked)
 }
 
 // session opens a session, connecting again once if the connection turns out to be dead.

@@ -778,3 +778,157 @@ func serveAgent(t *testing.T, key sshdtest.Key) string {
 	})
 	return sock
 }
+
+// silencer is a TCP relay in front of a host that can fall silent, as a host does whose power or
+// network is cut: once silenced it stops relaying on the connections it has (no FIN, no reset)
+// and accepts new ones without ever answering, counting them.
+type silencer struct {
+	l net.Listener
+
+	mu       sync.Mutex
+	silent   bool
+	attempts int        // connections accepted while silent
+	conns    []net.Conn // every connection, closed at the end
+}
+
+func newSilencer(t *testing.T, upstream string) *silencer {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &silencer{l: l}
+	t.Cleanup(func() {
+		l.Close()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, c := range p.conns {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			down, err := l.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, down)
+			silent := p.silent
+			if silent {
+				p.attempts++
+			}
+			p.mu.Unlock()
+			if silent {
+				continue // held, never answered
+			}
+			up, err := net.Dial("tcp", upstream)
+			if err != nil {
+				down.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, up)
+			p.mu.Unlock()
+			go p.copy(up, down)
+			go p.copy(down, up)
+		}
+	}()
+	return p
+}
+
+// copy relays from src to dst until either ends or the relay falls silent.
+func (p *silencer) copy(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		p.mu.Lock()
+		silent := p.silent
+		p.mu.Unlock()
+		if silent {
+			return // drop it, and everything after it: neither end hears of it
+		}
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			dst.Close()
+			return
+		}
+	}
+}
+
+func (p *silencer) port() int { return p.l.Addr().(*net.TCPAddr).Port }
+
+func (p *silencer) set(silent bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.silent = silent
+}
+
+func (p *silencer) silentAttempts() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.attempts
+}
+
+// When a host falls silent under several commands, they fail together on one attempt to
+// connect again, instead of each making its own after the one before it timed out; a command
+// after that tries again, and succeeds once the host answers.
+func TestVanishedHostOneReconnectForWaitingCommands(t *testing.T) {
+	t.Parallel()
+	s := startSSHD(t, sshdtest.Options{})
+	p := newSilencer(t, s.Addr())
+	known := filepath.Join(t.TempDir(), "known_hosts")
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port()))
+	if err := os.WriteFile(known, []byte(knownhosts.Line([]string{addr}, s.HostKeys[0].Pub())+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const timeout = 400 * time.Millisecond
+	c := dial(t, s, func(cfg *Config) {
+		cfg.Address, cfg.Port, cfg.KnownHosts = "127.0.0.1", p.port(), known
+		cfg.KeepAlive, cfg.ConnectTimeout = 100*time.Millisecond, timeout
+	})
+	if _, err := engine.Run(context.Background(), c, "true"); err != nil {
+		t.Fatal(err)
+	}
+
+	p.set(true)
+	const n = 4
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			_, err := c.Exec(context.Background(), engine.Command{Cmd: "true"})
+			errs <- err
+		}()
+	}
+	for i := 0; i < n; i++ {
+		err := <-errs
+		var le *LostError
+		var ue *UnreachableError
+		if !errors.As(err, &le) || !errors.As(err, &ue) || !strings.Contains(err.Error(), "reconnecting failed") {
+			t.Errorf("command %d on the silent host: err = %v, want a LostError whose reconnection failed", i, err)
+		}
+		if i == 0 {
+			t.Logf("error: %v", err)
+		}
+	}
+	if got := p.silentAttempts(); got != 1 {
+		t.Errorf("%d commands waiting on a silent host made %d attempts to connect again, want 1 between them", n, got)
+	}
+
+	// A later command asks the host again: still silent, then back.
+	before := p.silentAttempts()
+	if _, err := c.Exec(context.Background(), engine.Command{Cmd: "true"}); err == nil {
+		t.Error("a command on the still silent host succeeded")
+	}
+	if got := p.silentAttempts() - before; got != 1 {
+		t.Errorf("a later command made %d attempts to connect again, want 1", got)
+	}
+	p.set(false)
+	if out, err := engine.Run(context.Background(), c, "echo back"); err != nil || string(out) != "back\n" {
+		t.Errorf("once the host answers again: %q, %v", out, err)
+	}
+}
