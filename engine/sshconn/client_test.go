@@ -932,3 +932,46 @@ func TestVanishedHostOneReconnectForWaitingCommands(t *testing.T) {
 		t.Errorf("once the host answers again: %q, %v", out, err)
 	}
 }
+
+// A forwarded connection's deadline holds when its host falls silent: the read ends at the
+// deadline, not when the keepalive gives up on the SSH connection (a minute here).
+func TestForwardedDeadlineOnSilentHost(t *testing.T) {
+	t.Parallel()
+	s := startSSHD(t, sshdtest.Options{})
+	p := newSilencer(t, s.Addr())
+	known := filepath.Join(t.TempDir(), "known_hosts")
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port()))
+	if err := os.WriteFile(known, []byte(knownhosts.Line([]string{addr}, s.HostKeys[0].Pub())+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, s, func(cfg *Config) {
+		cfg.Address, cfg.Port, cfg.KnownHosts = "127.0.0.1", p.port(), known
+		cfg.KeepAlive = time.Minute
+	})
+	l := echoServer(t)
+	conn, err := c.DialContext(context.Background(), "tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	buf := make([]byte, 4)
+	if _, err := conn.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("echo before the host fell silent: %q, %v", buf, err)
+	}
+
+	p.set(true)
+	if _, err := conn.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = readResult(t, conn, 20*time.Second)
+	var ne net.Error
+	if !errors.Is(err, os.ErrDeadlineExceeded) || !errors.As(err, &ne) || !ne.Timeout() {
+		t.Errorf("read from the silent host past the deadline: err = %v, want a timeout", err)
+	}
+}
