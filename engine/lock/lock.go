@@ -55,9 +55,13 @@ const (
 
 // Defaults for the zero Options fields.
 const (
-	defaultRetry   = time.Second
-	releaseTimeout = 10 * time.Second
-	attemptTimeout = 30 * time.Second
+	defaultRetry = time.Second
+	// defaultReleaseWait bounds Release's wait for a host's holding session to end. A reachable
+	// host ends it in one round trip; a host that vanished mid-run never answers, and the run
+	// must not sit on its finished output for that: after the wait the session is dropped, and
+	// the lock frees itself on the host when its holder goes (or after the lease).
+	defaultReleaseWait = 2 * time.Second
+	attemptTimeout     = 30 * time.Second
 )
 
 // Holder describes the run that holds a lock, as written into the lock file.
@@ -126,6 +130,9 @@ type Options struct {
 	// Lease is how long the lock outlives the last heartbeat of a holder that vanished without
 	// ending its session (default DefaultLease; whole seconds).
 	Lease time.Duration
+	// ReleaseWait is how long Release waits for a host to end its holding session before it
+	// drops the session (default 2s).
+	ReleaseWait time.Duration
 	// Hint is appended to the message of a BusyError, e.g. "retry with --lock-timeout=10m to
 	// wait for it".
 	Hint string
@@ -183,6 +190,8 @@ type held struct {
 	mu       sync.Mutex
 	released bool
 	cancel   context.CancelFunc
+	// releaseWait is Options.ReleaseWait.
+	releaseWait time.Duration
 }
 
 // AcquireAll takes the lock of every host (name → connection), all or none, and returns the
@@ -265,6 +274,9 @@ func withDefaults(o Options) Options {
 	}
 	if o.Retry <= 0 {
 		o.Retry = defaultRetry
+	}
+	if o.ReleaseWait <= 0 {
+		o.ReleaseWait = defaultReleaseWait
 	}
 	if o.Timeout < 0 {
 		o.Timeout = 0
@@ -479,7 +491,7 @@ func tryLock(ctx context.Context, host string, c engine.Conn, o Options) (*held,
 	// The holding session outlives ctx (an interrupted run still releases its locks in order);
 	// Release ends it.
 	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	h := &held{host: host, stdin: pw, done: make(chan struct{}), cancel: cancel, thenDone: make(chan struct{})}
+	h := &held{host: host, stdin: pw, done: make(chan struct{}), cancel: cancel, thenDone: make(chan struct{}), releaseWait: o.ReleaseWait}
 	var res engine.ExecResult
 	then := o.Then[host]
 	taken := newLineWatch(takenLine(token), then != "")
@@ -583,7 +595,7 @@ func (h *held) release() {
 	h.released = true
 	h.mu.Unlock()
 	h.stdin.Close()
-	t := time.NewTimer(releaseTimeout)
+	t := time.NewTimer(h.releaseWait)
 	defer t.Stop()
 	select {
 	case <-h.done:

@@ -530,3 +530,69 @@ func TestUnreachableLeftOut(t *testing.T) {
 	}
 	rel()
 }
+
+// deafHost is a host that stops answering once its lock is taken: the holding session never
+// sees its input end, so it would hold on until the run's connection gives up on the host.
+type deafHost struct {
+	localConn
+	cancelled chan struct{} // closed when the holding session's context ended
+}
+
+func (d deafHost) Exec(ctx context.Context, cmd engine.Command) (engine.ExecResult, error) {
+	if cmd.Stdin == nil {
+		return d.localConn.Exec(ctx, cmd)
+	}
+	in := cmd.Stdin
+	pr, pw := io.Pipe()
+	go func() {
+		_, _ = io.Copy(pw, in) // the run's input, but never its end
+		<-ctx.Done()
+		pw.Close() // the local process may go now
+	}()
+	cmd.Stdin = pr
+	type result struct {
+		res engine.ExecResult
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := d.localConn.Exec(context.WithoutCancel(ctx), cmd)
+		done <- result{res, err}
+	}()
+	select {
+	case r := <-done:
+		return r.res, r.err
+	case <-ctx.Done(): // as an SSH session does: the run stops waiting for the host at once
+		close(d.cancelled)
+		return engine.ExecResult{}, ctx.Err()
+	}
+}
+
+// Release does not wait on a host that stopped answering longer than ReleaseWait: it drops the
+// holding session, and the run ends.
+func TestReleaseOfDeafHost(t *testing.T) {
+	if _, err := exec.LookPath("flock"); err != nil {
+		t.Skip("flock(1) not installed")
+	}
+	host := deafHost{cancelled: make(chan struct{})}
+	opts := Options{Path: filepath.Join(t.TempDir(), "runbook.lock"), ReleaseWait: 100 * time.Millisecond}
+	release, err := AcquireAll(context.Background(), map[string]engine.Conn{"h1": host}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		release()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Release still waits on the deaf host 30s later")
+	}
+	select {
+	case <-host.cancelled:
+	default:
+		t.Error("Release returned without dropping the holding session")
+	}
+}
