@@ -13,6 +13,11 @@ import (
 // pollInterval is how often the module looks at the cluster while it waits for a condition.
 const pollInterval = 25 * time.Millisecond
 
+// masterGoneGrace is how long a replica waiting to sync for a failover may see its master flagged
+// failing (fail? or fail: silent for longer than cluster-node-timeout) before the failover step
+// gives up on it; the grace covers a flag a node that just joined still holds from old gossip.
+const masterGoneGrace = 2 * time.Second
+
 // failoverRetry is how long a manual failover may take before it is started again: just over
 // the server's manual failover timeout (5 s), after which the request has expired.
 const failoverRetry = 5500 * time.Millisecond
@@ -213,7 +218,8 @@ func (e *executor) failover(ctx context.Context, s Step) error {
 	if m := e.top.Members[s.NodeID]; len(slots) == 0 && m != nil {
 		slots = m.Slots
 	}
-	inData := false // the last look found the replica's keys unfit (warned once per such streak)
+	inData := false            // the last look found the replica's keys unfit (warned once per such streak)
+	var masterSilent time.Time // since when the replica, its link down, has flagged its master failing
 	if err := e.t.Poll(ctx, fmt.Sprintf("%s to sync with its master and start the failover", e.name(s.Inst)), pollInterval, e.stepTimeout,
 		func(ctx context.Context) (bool, error) {
 			// A read cut short by this wait's own time limit says nothing about the cluster:
@@ -239,6 +245,23 @@ func (e *executor) failover(ctx context.Context, s Step) error {
 				return false, engine.NotYet("%s replicates %s, not %s", e.name(s.Inst), shortID(me.MasterID), shortID(s.NodeID))
 			}
 			if link := ParseInfo(repl)["master_link_status"]; link != "up" {
+				// A master that went away under the step (its host died) does not come back
+				// within it: say so now, instead of at the step's timeout.
+				if m, err := e.nodeSeenBy(ctx, s.Inst, s.NodeID); err == nil && m != nil && (m.Flags.Has(FlagPFail) || m.Flags.Has(FlagFail)) {
+					if masterSilent.IsZero() {
+						masterSilent = time.Now()
+					}
+					if time.Since(masterSilent) >= masterGoneGrace {
+						master := e.top.Name(s.NodeID)
+						if mem := e.top.Members[s.NodeID]; mem != nil && mem.Inst < 0 && mem.AddrInst >= 0 {
+							master = e.name(mem.AddrInst) // unreachable now, not replaced
+						}
+						return false, fmt.Errorf("%s cannot sync with its master %s, which has not answered it for longer than cluster-node-timeout (flagged %s): the failover that keeps every write needs that master; once its host is back (or replaced), run apply again",
+							e.name(s.Inst), master, m.Flags)
+					}
+				} else {
+					masterSilent = time.Time{}
+				}
 				return false, engine.NotYet("%s: master_link_status:%s", e.name(s.Inst), link)
 			}
 			// The master ignores a manual failover request from a node it does not yet know

@@ -2,6 +2,7 @@ package redis_cluster
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -128,4 +129,61 @@ func TestIntegrationRunStepsCreate(t *testing.T) {
 		t.Fatalf("%v: %v", err, health)
 	}
 	l.assertPerfect(ctx, c)
+}
+
+// TestIntegrationFailoverToReplicaOfDeadMaster: a failover step whose replica can no longer sync
+// because its master died (with another master, so no automatic failover either) ends with an
+// error naming the silent master soon after the replica flags it, instead of waiting out the
+// step's timeout.
+func TestIntegrationFailoverToReplicaOfDeadMaster(t *testing.T) {
+	l := newLab(t, 3, 2, 27500)
+	c := l.config(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	l.createCluster(ctx, c)
+	top := l.observe(ctx, c)
+
+	// A replica R of master A, on another host than A; kill A and a second master, B, not on R's
+	// host: one master of three is left, no majority to promote R by itself.
+	r, a := -1, ""
+	for i, o := range top.Obs {
+		if me := o.Myself(); o.Err == nil && !me.IsMaster() {
+			r, a = i, me.MasterID
+			break
+		}
+	}
+	if r < 0 {
+		t.Fatal("no replica in the new cluster")
+	}
+	aInst := top.Members[a].Inst
+	b := -1
+	for _, id := range top.Masters() {
+		if i := top.Members[id].Inst; id != a && top.Instances[i].Host != top.Instances[r].Host {
+			b = i
+			break
+		}
+	}
+	if b < 0 {
+		t.Fatalf("no second master away from %s: %s", top.Instances[r].Name(), layoutSignature(top))
+	}
+	for _, i := range []int{aInst, b} {
+		l.kill(top.Instances[i].Host, top.Instances[i].Port)
+	}
+
+	const stepTimeout = 60 * time.Second
+	target := engine.NewTarget(engine.TargetOptions{Host: engine.Host{Name: l.hosts[0]}, Task: "redis_cluster", Hosts: l.ips, Reporter: &logReporter{t: t, start: time.Now()}})
+	ex := l.openExecutor(ctx, c, target, stepTimeout)
+	start := time.Now()
+	err := ex.run(ctx, Step{Kind: StepFailover, Inst: r, NodeID: a, Summary: "failover to " + top.Instances[r].Name()})
+	t.Logf("failover step: %v after %v", err, time.Since(start).Round(time.Millisecond))
+	want := fmt.Sprintf("%s cannot sync with its master %s, which has not answered it", top.Instances[r].Name(), top.Instances[aInst].Name())
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("failover to a replica of a dead master: err = %v, want %q", err, want)
+	}
+	if d := time.Since(start); d > stepTimeout/2 {
+		t.Errorf("the step gave up after %v: it waited for its timeout instead of seeing the master gone", d)
+	}
+	if me, err := ex.myself(ctx, r); err != nil || me.IsMaster() {
+		t.Errorf("%s after the step: %+v, %v; want it still a replica (nothing forced)", top.Instances[r].Name(), me, err)
+	}
 }
