@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"net"
 	"path/filepath"
 	"testing"
 	"time"
@@ -114,20 +113,7 @@ func BenchmarkForwardedRoundTrip(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer c.Close()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			conn, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(conn, conn); conn.Close() }()
-		}
-	}()
+	l := echoServer(b)
 	for _, size := range []struct {
 		name string
 		n    int

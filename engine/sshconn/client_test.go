@@ -226,7 +226,7 @@ func TestExecCancel(t *testing.T) {
 }
 
 // echoServer listens on loopback and sends back what each connection sends, until the test ends.
-func echoServer(t *testing.T) net.Listener {
+func echoServer(t testing.TB) net.Listener {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -862,6 +862,24 @@ func (p *silencer) copy(dst, src net.Conn) {
 
 func (p *silencer) port() int { return p.l.Addr().(*net.TCPAddr).Port }
 
+// dialSilencer starts sshd and a silencer in front of it, and connects to the silencer with mod
+// applied to the Config.
+func dialSilencer(t *testing.T, mod func(*Config)) (*Client, *silencer) {
+	t.Helper()
+	s := startSSHD(t, sshdtest.Options{})
+	p := newSilencer(t, s.Addr())
+	known := filepath.Join(t.TempDir(), "known_hosts")
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port()))
+	if err := os.WriteFile(known, []byte(knownhosts.Line([]string{addr}, s.HostKeys[0].Pub())+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, s, func(cfg *Config) {
+		cfg.Address, cfg.Port, cfg.KnownHosts = "127.0.0.1", p.port(), known
+		mod(cfg)
+	})
+	return c, p
+}
+
 func (p *silencer) set(silent bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -879,17 +897,8 @@ func (p *silencer) silentAttempts() int {
 // after that tries again, and succeeds once the host answers.
 func TestVanishedHostOneReconnectForWaitingCommands(t *testing.T) {
 	t.Parallel()
-	s := startSSHD(t, sshdtest.Options{})
-	p := newSilencer(t, s.Addr())
-	known := filepath.Join(t.TempDir(), "known_hosts")
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port()))
-	if err := os.WriteFile(known, []byte(knownhosts.Line([]string{addr}, s.HostKeys[0].Pub())+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	const timeout = 400 * time.Millisecond
-	c := dial(t, s, func(cfg *Config) {
-		cfg.Address, cfg.Port, cfg.KnownHosts = "127.0.0.1", p.port(), known
-		cfg.KeepAlive, cfg.ConnectTimeout = 100*time.Millisecond, timeout
+	c, p := dialSilencer(t, func(cfg *Config) {
+		cfg.KeepAlive, cfg.ConnectTimeout = 100*time.Millisecond, 400*time.Millisecond
 	})
 	if _, err := engine.Run(context.Background(), c, "true"); err != nil {
 		t.Fatal(err)
@@ -937,17 +946,7 @@ func TestVanishedHostOneReconnectForWaitingCommands(t *testing.T) {
 // deadline, not when the keepalive gives up on the SSH connection (a minute here).
 func TestForwardedDeadlineOnSilentHost(t *testing.T) {
 	t.Parallel()
-	s := startSSHD(t, sshdtest.Options{})
-	p := newSilencer(t, s.Addr())
-	known := filepath.Join(t.TempDir(), "known_hosts")
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port()))
-	if err := os.WriteFile(known, []byte(knownhosts.Line([]string{addr}, s.HostKeys[0].Pub())+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c := dial(t, s, func(cfg *Config) {
-		cfg.Address, cfg.Port, cfg.KnownHosts = "127.0.0.1", p.port(), known
-		cfg.KeepAlive = time.Minute
-	})
+	c, p := dialSilencer(t, func(cfg *Config) { cfg.KeepAlive = time.Minute })
 	l := echoServer(t)
 	conn, err := c.DialContext(context.Background(), "tcp", l.Addr().String())
 	if err != nil {
