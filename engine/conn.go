@@ -7,6 +7,16 @@ import (
 	"net"
 )
 
+// UnreachableError is implemented by a connection's error that says its host could not be
+// reached: the connection could not be made, or it was lost and could not be made again. The
+// runner marks that host unreachable in the recap (a module's error about another host it reached
+// through this one names that other host, and does not).
+type UnreachableError interface {
+	error
+	// UnreachableHost returns the inventory name of the host.
+	UnreachableHost() string
+}
+
 // Conn is the connection to one host. There is one per host for a whole run (one SSH connection with
 // many sessions over it); it is safe for concurrent use.
 type Conn interface {

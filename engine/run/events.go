@@ -62,7 +62,8 @@ type Recap struct {
 // HostCount counts results of one host.
 type HostCount struct {
 	OK, Changed, Failed, Skipped int
-	// Unreachable is true when the host could not be connected to.
+	// Unreachable is true when the host could not be connected to, at the start or after its
+	// connection was lost during the run (engine.UnreachableError).
 	Unreachable bool
 }
 

@@ -561,6 +561,7 @@ func (r *Runner) runInstance(ctx context.Context, in config.Instance, reads *sib
 	conn, err := r.pool.Conn(ctx, h)
 	if err != nil {
 		r.markFailed(h)
+		r.noteUnreachable(h, err)
 		r.result(name, h, StatusFailed, err.Error(), nil, time.Since(start))
 		return false
 	}
@@ -649,6 +650,7 @@ func (r *Runner) runInstance(ctx context.Context, in config.Instance, reads *sib
 		r.result(name, h, StatusSkipped, outcome.Summary, nil, d)
 	case runErr != nil:
 		r.markFailed(h)
+		r.noteUnreachable(h, runErr)
 		msg := errSummary(runErr)
 		if ctx.Err() != nil {
 			// the run was interrupted (SIGINT) or stopped by --fail-fast: what the module
@@ -753,6 +755,21 @@ func (r *Runner) hostFailed(h string) bool {
 func (r *Runner) markFailed(h string) {
 	r.mu.Lock()
 	r.failed[h] = true
+	r.mu.Unlock()
+}
+
+// noteUnreachable marks h unreachable in the recap when err says h itself could not be reached
+// (its connection lost during the run and not made again), not another host a module reached
+// through it.
+func (r *Runner) noteUnreachable(h string, err error) {
+	var ue engine.UnreachableError
+	if !errors.As(err, &ue) || ue.UnreachableHost() != h {
+		return
+	}
+	r.mu.Lock()
+	if c := r.recap.PerHost[h]; c != nil {
+		c.Unreachable = true
+	}
 	r.mu.Unlock()
 }
 

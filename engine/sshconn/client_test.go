@@ -920,6 +920,9 @@ func TestVanishedHostOneReconnectForWaitingCommands(t *testing.T) {
 		if !errors.As(err, &le) || !errors.As(err, &ue) || !strings.Contains(err.Error(), "reconnecting failed") {
 			t.Errorf("command %d on the silent host: err = %v, want a LostError whose reconnection failed", i, err)
 		}
+		if eu := engine.UnreachableError(nil); !errors.As(err, &eu) || eu.UnreachableHost() != "node1" {
+			t.Errorf("command %d on the silent host: err = %v does not say to the runner that node1 is unreachable", i, err)
+		}
 		if i == 0 {
 			t.Logf("error: %v", err)
 		}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/runbook/runbook/engine"
 )
 
 // ErrClosed is returned by a Client that was closed.
@@ -40,6 +42,11 @@ func (e *UnreachableError) Error() string {
 
 // Unwrap returns the underlying error.
 func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// UnreachableHost returns the host's inventory name (engine.UnreachableError).
+func (e *UnreachableError) UnreachableHost() string { return e.Host }
+
+var _ engine.UnreachableError = (*UnreachableError)(nil)
 
 // AuthError reports that the host refused every key that was offered.
 type AuthError struct {
