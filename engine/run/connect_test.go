@@ -60,10 +60,7 @@ func TestLockWhileOthersConnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := engine.NewRegistry(engine.ModuleInfo{Name: "marker", New: func() engine.Module { return &marker{} }})
-	pb, diags := config.Load(config.Options{Playbook: play, Registry: reg})
-	if diags.HasErrors() {
-		t.Fatal(diags.Error())
-	}
+	pb := loadPlay(t, play, reg)
 
 	sh := &localShell{}
 	fastLocking := make(chan struct{})

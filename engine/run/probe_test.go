@@ -126,13 +126,20 @@ func runLocalSink(t *testing.T, play string, reg *engine.Registry, mode Mode, si
 	return runLocalWith(t, play, reg, Options{Mode: mode, Sink: SinkFunc(sink)})
 }
 
-// runLocalWith runs the playbook at play with opts and the local shell as every host's connection.
-func runLocalWith(t *testing.T, play string, reg *engine.Registry, opts Options) (*Recap, *localShell) {
+// loadPlay loads the playbook at play with the modules of reg; it fails the test on an error.
+func loadPlay(t *testing.T, play string, reg *engine.Registry) *config.Playbook {
 	t.Helper()
 	pb, diags := config.Load(config.Options{Playbook: play, Registry: reg})
 	if diags.HasErrors() {
 		t.Fatal(diags.Error())
 	}
+	return pb
+}
+
+// runLocalWith runs the playbook at play with opts and the local shell as every host's connection.
+func runLocalWith(t *testing.T, play string, reg *engine.Registry, opts Options) (*Recap, *localShell) {
+	t.Helper()
+	pb := loadPlay(t, play, reg)
 	sh := &localShell{}
 	opts.Connector = ConnectorFunc(func(context.Context, *config.Host) (engine.Conn, error) { return sh, nil })
 	rc, err := New(pb, opts).Run(context.Background())
@@ -858,10 +865,7 @@ task "later_query" {
 		engine.ModuleInfo{Name: "marker", New: func() engine.Module { return &marker{} }},
 		engine.ModuleInfo{Name: "query", New: func() engine.Module { return &query{} }},
 	)
-	pb, diags := config.Load(config.Options{Playbook: play, Registry: reg})
-	if diags.HasErrors() {
-		t.Fatal(diags.Error())
-	}
+	pb := loadPlay(t, play, reg)
 	sh := &localShell{}
 	rc, err := New(pb, Options{Mode: Apply, Connector: ConnectorFunc(func(context.Context, *config.Host) (engine.Conn, error) { return sh, nil })}).Run(context.Background())
 	if err != nil {

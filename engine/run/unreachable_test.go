@@ -61,10 +61,7 @@ func TestUnreachableDuringRun(t *testing.T) {
 				t.Fatal(err)
 			}
 			reg := engine.NewRegistry(engine.ModuleInfo{Name: "runs_true", New: func() engine.Module { return &runsTrue{} }})
-			pb, diags := config.Load(config.Options{Playbook: play, Registry: reg})
-			if diags.HasErrors() {
-				t.Fatal(diags.Error())
-			}
+			pb := loadPlay(t, play, reg)
 			rc, err := New(pb, Options{
 				Mode: Apply,
 				Sink: SinkFunc(func(Event) {}),
