@@ -90,23 +90,33 @@ func (e *executor) do(ctx context.Context, s Step) error {
 	return fmt.Errorf("unknown step kind %d", s.Kind)
 }
 
-// nodeSeenBy returns the line of node id in instance i's CLUSTER NODES, nil when it is unknown or
-// still in handshake.
-func (e *executor) nodeSeenBy(ctx context.Context, i int, id string) (*Node, error) {
+// seenBy returns instance i's CLUSTER NODES, parsed.
+func (e *executor) seenBy(ctx context.Context, i int) ([]Node, error) {
 	text, err := e.c.text(ctx, i, "CLUSTER", "NODES")
 	if err != nil {
 		return nil, err
 	}
-	nodes, err := ParseClusterNodes(text)
+	return ParseClusterNodes(text)
+}
+
+// nodeSeenBy returns the line of node id in instance i's CLUSTER NODES, nil when it is unknown or
+// still in handshake.
+func (e *executor) nodeSeenBy(ctx context.Context, i int, id string) (*Node, error) {
+	nodes, err := e.seenBy(ctx, i)
 	if err != nil {
 		return nil, err
 	}
+	return findNode(nodes, id), nil
+}
+
+// findNode returns the line of node id, nil when it is missing or still in handshake.
+func findNode(nodes []Node, id string) *Node {
 	for k := range nodes {
 		if nodes[k].ID == id && !nodes[k].Flags.Has(FlagHandshake) {
-			return &nodes[k], nil
+			return &nodes[k]
 		}
 	}
-	return nil, nil
+	return nil
 }
 
 // votersKnow returns nil when the master masterID and every other live master with slots see
@@ -140,14 +150,15 @@ func (e *executor) votersKnow(ctx context.Context, id, masterID string) error {
 }
 
 func (e *executor) myself(ctx context.Context, i int) (*Node, error) {
-	text, err := e.c.text(ctx, i, "CLUSTER", "NODES")
+	nodes, err := e.seenBy(ctx, i)
 	if err != nil {
 		return nil, err
 	}
-	nodes, err := ParseClusterNodes(text)
-	if err != nil {
-		return nil, err
-	}
+	return e.findMyself(i, nodes)
+}
+
+// findMyself returns the myself line of instance i's nodes.
+func (e *executor) findMyself(i int, nodes []Node) (*Node, error) {
 	for k := range nodes {
 		if nodes[k].Flags.Has(FlagMyself) {
 			return &nodes[k], nil
@@ -234,7 +245,11 @@ func (e *executor) failover(ctx context.Context, s Step) error {
 			if err != nil {
 				return cutShort(err)
 			}
-			me, err := e.myself(ctx, s.Inst)
+			nodes, err := e.seenBy(ctx, s.Inst)
+			if err != nil {
+				return cutShort(err)
+			}
+			me, err := e.findMyself(s.Inst, nodes)
 			if err != nil {
 				return cutShort(err)
 			}
@@ -247,7 +262,7 @@ func (e *executor) failover(ctx context.Context, s Step) error {
 			if link := ParseInfo(repl)["master_link_status"]; link != "up" {
 				// A master that went away under the step (its host died) does not come back
 				// within it: say so now, instead of at the step's timeout.
-				if m, err := e.nodeSeenBy(ctx, s.Inst, s.NodeID); err == nil && m != nil && (m.Flags.Has(FlagPFail) || m.Flags.Has(FlagFail)) {
+				if m := findNode(nodes, s.NodeID); m != nil && (m.Flags.Has(FlagPFail) || m.Flags.Has(FlagFail)) {
 					if masterSilent.IsZero() {
 						masterSilent = time.Now()
 					}
